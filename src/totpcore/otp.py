@@ -1,0 +1,465 @@
+"""HOTP (RFC 4226) and TOTP (RFC 6238): code generation and windowed verification.
+
+Everything here is pure and stateless: no storage, no users, no replay memory (that is the
+service's job). Objects are frozen and validate their options once, at construction, so the
+hot path only does the arithmetic.
+
+Codes are compared as integers: each truncated HMAC value and the submitted code are both
+below 10**8 < 2**30, a single machine word in CPython, so ``==`` has no data-dependent early
+exit; and the whole window is always computed, so the time taken does not reveal which slot
+matched, or whether any did.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from totpcore._checks import (
+    HASHES,
+    MAX_COUNTER,
+    check_algorithm,
+    check_counter,
+    check_digits,
+    check_int,
+    check_period,
+    check_t0,
+)
+from totpcore.errors import (
+    InvalidParameterError,
+    InvalidSecretError,
+    InvalidTimeError,
+    InvalidURIError,
+)
+from totpcore.secret import MIN_KEY_BYTES, decode_secret
+
+__all__ = ["HOTP", "MAX_LOOK_AHEAD", "MAX_WINDOW", "TOTP", "Match", "Time", "Window", "hotp"]
+
+#: Largest number of steps a TOTP window may reach on either side of the current step. Every
+#: extra step is one more code an attacker's guess can hit (RFC 4226 §7.1); ten steps is five
+#: minutes of clock error at the default 30 s period, more than any phone needs once drift is
+#: learned.
+MAX_WINDOW = 10
+#: Largest HOTP look-ahead (RFC 4226 §7.4 resynchronisation parameter ``s``).
+MAX_LOOK_AHEAD = 100
+
+#: A time: Unix seconds (``int`` or ``float``) or a timezone-aware ``datetime``.
+Time = int | float | datetime
+#: A verification window: ``n`` steps each side, or a ``(past, future)`` pair.
+Window = int | tuple[int, int]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
+# Pre-bound packers: the counter is an 8-byte big-endian message (RFC 4226 §5.2) and dynamic
+# truncation reads 4 bytes big-endian at an offset (§5.3).
+_pack_counter: Callable[[int], bytes] = struct.Struct(">Q").pack
+_unpack_word: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_from
+# HMAC pads (RFC 2104): the key XOR 0x36 for the inner hash and XOR 0x5C for the outer one.
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A successful verification.
+
+    Attributes:
+        counter: The HOTP counter (for TOTP, the time step) the code belongs to.
+        offset: Distance in steps from the expected counter: negative when the code is older
+            than expected (a slow clock), positive when newer.
+    """
+
+    counter: int
+    offset: int
+
+
+def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") -> str:
+    """Return the RFC 4226 HOTP code for ``key`` at ``counter``.
+
+    This is the bare primitive, for checks against test vectors. It refuses only an empty key;
+    :class:`HOTP` and :class:`TOTP` also enforce the RFC 4226 minimum of 128 bits.
+
+    Raises:
+        InvalidSecretError: ``key`` is empty.
+        InvalidParameterError: ``counter``, ``digits`` or ``algorithm`` is out of range.
+        TypeError: an argument has the wrong type.
+    """
+    return HOTP(key, digits=digits, algorithm=algorithm, enforce_key_length=False).generate(counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _OTP:
+    """What HOTP and TOTP share: the key, the code format, and the precomputed HMAC state."""
+
+    key: bytes = field(repr=False)
+    digits: int = field(default=6, kw_only=True)
+    algorithm: str = field(default="SHA1", kw_only=True)
+    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
+    # Precomputed in __post_init__ so that each candidate costs two hash copies, not a full
+    # HMAC setup (key padding, two hash object constructions).
+    _inner: Any = field(init=False, repr=False, compare=False)
+    _outer: Any = field(init=False, repr=False, compare=False)
+    _modulus: int = field(init=False, repr=False, compare=False)
+    _format: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes | bytearray):
+            raise TypeError(f"key must be bytes, not {type(self.key).__name__}")
+        key = bytes(self.key)
+        if not isinstance(self.enforce_key_length, bool):
+            raise TypeError("enforce_key_length must be a bool")
+        if not key:
+            raise InvalidSecretError("key is empty")
+        if self.enforce_key_length and len(key) < MIN_KEY_BYTES:
+            raise InvalidSecretError(
+                f"key is {len(key) * 8} bits; RFC 4226 requires at least {MIN_KEY_BYTES * 8} "
+                "(pass enforce_key_length=False to accept a legacy shorter key)"
+            )
+        digits = check_digits(self.digits)
+        algorithm = check_algorithm(self.algorithm)
+        new_hash = HASHES[algorithm]
+        block_size = new_hash().block_size
+        if len(key) > block_size:  # RFC 2104 §2: long keys are hashed first
+            key_block = new_hash(key).digest().ljust(block_size, b"\0")
+        else:
+            key_block = key.ljust(block_size, b"\0")
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "_inner", new_hash(key_block.translate(_INNER_PAD)))
+        object.__setattr__(self, "_outer", new_hash(key_block.translate(_OUTER_PAD)))
+        object.__setattr__(self, "_modulus", 10**digits)
+        object.__setattr__(self, "_format", f"%0{digits}d")
+
+    def _truncated(self, counter: int) -> int:
+        """Return the HOTP value (before formatting) for an already validated counter."""
+        inner = self._inner.copy()
+        inner.update(_pack_counter(counter))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest = outer.digest()
+        return (_unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self._modulus
+
+    def _scan(self, wanted: int, expected: int, first: int, last: int) -> Match | None:
+        """Compare ``wanted`` with every counter in ``first..last``, without an early exit."""
+        # Locals instead of attribute and global look-ups inside the loop.
+        inner, outer, modulus = self._inner, self._outer, self._modulus
+        pack, unpack = _pack_counter, _unpack_word
+        matched = -1
+        for candidate in range(first, last + 1):
+            # The body of _truncated, inlined: a method call per slot would cost more than a
+            # tenth of the verify.
+            mac = inner.copy()
+            mac.update(pack(candidate))
+            outer_mac = outer.copy()
+            outer_mac.update(mac.digest())
+            digest = outer_mac.digest()
+            value = (unpack(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % modulus
+            if value == wanted:
+                matched = candidate
+        if matched < 0:
+            return None
+        return Match(matched, matched - expected)
+
+
+@dataclass(frozen=True, slots=True)
+class HOTP(_OTP):
+    """An RFC 4226 counter-based generator and verifier.
+
+    Args:
+        key: The shared secret as bytes (see :meth:`from_secret` for base32 text).
+        digits: Code length, 6 to 8.
+        algorithm: ``"SHA1"``, ``"SHA256"`` or ``"SHA512"``, in any case.
+        enforce_key_length: Refuse keys under 128 bits (RFC 4226 §4). Set ``False`` only to
+            accept legacy 80-bit secrets.
+
+    Raises:
+        InvalidSecretError: the key is empty or too short.
+        InvalidParameterError: ``digits`` or ``algorithm`` is out of range.
+        TypeError: an option has the wrong type.
+    """
+
+    @classmethod
+    def from_secret(
+        cls,
+        secret: str,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        enforce_key_length: bool = True,
+    ) -> HOTP:
+        """Build from a base32 secret (see :func:`~totpcore.decode_secret` for what is accepted)."""
+        return cls(
+            decode_secret(secret),
+            digits=digits,
+            algorithm=algorithm,
+            enforce_key_length=enforce_key_length,
+        )
+
+    @classmethod
+    def from_uri(cls, uri: str, *, enforce_key_length: bool = True) -> HOTP:
+        """Build from an ``otpauth://hotp/...`` URI; its ``counter`` is in :func:`parse_uri`."""
+        from totpcore.uri import parse_uri
+
+        parsed = parse_uri(uri)
+        if parsed.kind != "hotp":
+            raise InvalidURIError("URI is for TOTP, not HOTP; use TOTP.from_uri")
+        return cls(
+            parsed.key,
+            digits=parsed.digits,
+            algorithm=parsed.algorithm,
+            enforce_key_length=enforce_key_length,
+        )
+
+    def generate(self, counter: int) -> str:
+        """Return the code for ``counter`` (0 to 2**64-1)."""
+        return self._format % self._truncated(check_counter(counter))
+
+    def verify(self, code: str, counter: int, *, look_ahead: int = 0) -> Match | None:
+        """Check ``code`` against ``counter`` and the ``look_ahead`` counters after it.
+
+        Args:
+            code: The submitted code: exactly ``digits`` ASCII digits, optionally grouped with
+                spaces ("123 456"). Anything else is simply no match.
+            counter: The next counter the server expects.
+            look_ahead: How many further counters to accept (0 to :data:`MAX_LOOK_AHEAD`).
+
+        Returns:
+            A :class:`Match` whose ``offset`` tells how far ahead the token was, or ``None``.
+
+        Raises:
+            InvalidParameterError: ``counter`` or ``look_ahead`` is out of range.
+            TypeError: ``code`` is not a ``str``, or a number is not an ``int``.
+        """
+        wanted = _code_value(code, self.digits)
+        counter = check_counter(counter)
+        if not 0 <= check_int(look_ahead, "look_ahead") <= MAX_LOOK_AHEAD:
+            raise InvalidParameterError(
+                f"look_ahead must be between 0 and {MAX_LOOK_AHEAD}, got {look_ahead}"
+            )
+        if wanted is None:
+            return None
+        return self._scan(wanted, counter, counter, min(counter + look_ahead, MAX_COUNTER))
+
+    def uri(self, account: str, *, issuer: str | None = None, counter: int = 0) -> str:
+        """Return the ``otpauth://hotp/...`` URI for authenticator apps, starting at ``counter``."""
+        from totpcore.uri import OTPAuthURI, build_uri
+
+        return build_uri(
+            OTPAuthURI(
+                kind="hotp",
+                account=account,
+                issuer=issuer,
+                key=self.key,
+                algorithm=self.algorithm,
+                digits=self.digits,
+                counter=counter,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TOTP(_OTP):
+    """An RFC 6238 time-based generator and verifier.
+
+    Args:
+        key: The shared secret as bytes (see :meth:`from_secret` for base32 text).
+        digits: Code length, 6 to 8.
+        algorithm: ``"SHA1"``, ``"SHA256"`` or ``"SHA512"``, in any case.
+        period: Time step in seconds (RFC 6238 ``X``), 1 or more; 30 is what apps expect.
+        t0: Unix time at which step 0 starts (RFC 6238 ``T0``).
+        enforce_key_length: Refuse keys under 128 bits (RFC 4226 §4). Set ``False`` only to
+            accept legacy 80-bit secrets.
+
+    Raises:
+        InvalidSecretError: the key is empty or too short.
+        InvalidParameterError: an option is out of range.
+        TypeError: an option has the wrong type.
+    """
+
+    period: int = field(default=30, kw_only=True)
+    t0: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _OTP.__post_init__(self)
+        check_period(self.period)
+        check_t0(self.t0)
+
+    @classmethod
+    def from_secret(
+        cls,
+        secret: str,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        period: int = 30,
+        t0: int = 0,
+        enforce_key_length: bool = True,
+    ) -> TOTP:
+        """Build from a base32 secret (see :func:`~totpcore.decode_secret` for what is accepted)."""
+        return cls(
+            decode_secret(secret),
+            digits=digits,
+            algorithm=algorithm,
+            period=period,
+            t0=t0,
+            enforce_key_length=enforce_key_length,
+        )
+
+    @classmethod
+    def from_uri(cls, uri: str, *, enforce_key_length: bool = True) -> TOTP:
+        """Build from an ``otpauth://totp/...`` URI."""
+        from totpcore.uri import parse_uri
+
+        parsed = parse_uri(uri)
+        if parsed.kind != "totp" or parsed.period is None:
+            raise InvalidURIError("URI is for HOTP, not TOTP; use HOTP.from_uri")
+        return cls(
+            parsed.key,
+            digits=parsed.digits,
+            algorithm=parsed.algorithm,
+            period=parsed.period,
+            enforce_key_length=enforce_key_length,
+        )
+
+    def counter_at(self, at: Time) -> int:
+        """Return the time step that contains ``at``: ``floor((at - t0) / period)``.
+
+        Raises:
+            InvalidTimeError: ``at`` is NaN, infinite, negative, a naive ``datetime``, earlier
+                than ``t0``, or so late that the step passes 2**64-1.
+            TypeError: ``at`` is not an ``int``, ``float`` or ``datetime``.
+        """
+        seconds = _unix_seconds(at)
+        return self._step(seconds)
+
+    def _step(self, seconds: int) -> int:
+        """Return the step for whole Unix ``seconds``, checking it is representable."""
+        if seconds < self.t0:
+            raise InvalidTimeError("time is earlier than t0")
+        counter = (seconds - self.t0) // self.period
+        if counter > MAX_COUNTER:
+            raise InvalidTimeError("time is too late: its step does not fit in 64 bits")
+        return counter
+
+    def generate(self, at: Time) -> str:
+        """Return the code for the step that contains ``at``."""
+        return self._format % self._truncated(self.counter_at(at))
+
+    def now(self) -> str:
+        """Return the code for the current system time."""
+        return self._format % self._truncated(self._step(int(time.time())))
+
+    def verify(self, code: str, *, at: Time | None = None, window: Window = 1) -> Match | None:
+        """Check ``code`` against the step containing ``at`` and its neighbours.
+
+        Args:
+            code: The submitted code: exactly ``digits`` ASCII digits, optionally grouped with
+                spaces ("123 456"). Anything else is simply no match.
+            at: The time to verify at; the system clock when ``None``.
+            window: ``n`` to accept ``n`` steps either side, or ``(past, future)``; each side
+                from 0 to :data:`MAX_WINDOW`.
+
+        Returns:
+            A :class:`Match`, or ``None`` when no step in the window produces ``code``.
+
+        Raises:
+            InvalidTimeError: ``at`` is not a usable time (see :meth:`counter_at`).
+            InvalidParameterError: ``window`` is out of range.
+            TypeError: ``code`` is not a ``str``, or ``at`` or ``window`` has the wrong type.
+        """
+        wanted = _code_value(code, self.digits)
+        if at is None and self.t0 == 0:
+            # The common case, without the checks _step makes: the system clock is past 1970
+            # and far from 2**64 steps, and int() of a positive float is its floor.
+            counter = int(time.time()) // self.period
+        else:
+            counter = self._step(int(time.time()) if at is None else _unix_seconds(at))
+        # The default int window skips _window(); type(True) is bool, so bools still fail there.
+        if type(window) is int and 0 <= window <= MAX_WINDOW:
+            past = future = window
+        else:
+            past, future = _window(window)
+        if wanted is None:
+            return None
+        first = counter - past if counter > past else 0
+        last = counter + future
+        if last > MAX_COUNTER:
+            last = MAX_COUNTER
+        return self._scan(wanted, counter, first, last)
+
+    def uri(self, account: str, *, issuer: str | None = None) -> str:
+        """Return the ``otpauth://totp/...`` URI to show as a QR code on a setup screen.
+
+        Raises:
+            InvalidURIError: ``account`` or ``issuer`` cannot be encoded, or ``t0`` is not 0
+                (otpauth URIs have no field for it).
+        """
+        from totpcore.uri import OTPAuthURI, build_uri
+
+        if self.t0:
+            raise InvalidURIError("an otpauth URI cannot carry t0; only t0=0 can be shared")
+        return build_uri(
+            OTPAuthURI(
+                kind="totp",
+                account=account,
+                issuer=issuer,
+                key=self.key,
+                algorithm=self.algorithm,
+                digits=self.digits,
+                period=self.period,
+            )
+        )
+
+
+def _code_value(code: str, digits: int) -> int | None:
+    """Return the integer a well-formed code stands for, or ``None`` if it is malformed."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str, not {type(code).__name__}")
+    if " " in code:
+        code = code.replace(" ", "")
+    # isascii() first: isdigit() alone also accepts full-width, Arabic-Indic and superscript
+    # digits, which int() would then happily convert.
+    if len(code) != digits or not code.isascii() or not code.isdigit():
+        return None
+    return int(code)
+
+
+def _unix_seconds(at: object) -> int:
+    """Return ``at`` as whole Unix seconds, rounding down; refuse times that are not usable."""
+    if isinstance(at, bool):
+        raise TypeError("time must be Unix seconds or a datetime, not bool")
+    if isinstance(at, int):
+        seconds = at
+    elif isinstance(at, float):
+        if not math.isfinite(at):
+            raise InvalidTimeError("time must be a finite number of seconds")
+        seconds = math.floor(at)
+    elif isinstance(at, datetime):
+        if at.utcoffset() is None:
+            raise InvalidTimeError("datetime must be timezone-aware; naive times are ambiguous")
+        # Exact integer arithmetic on the timedelta: no float rounding, no local time.
+        seconds = (at - _EPOCH) // _ONE_SECOND
+    else:
+        raise TypeError(f"time must be Unix seconds or a datetime, not {type(at).__name__}")
+    if seconds < 0:
+        raise InvalidTimeError("time must not be before 1970-01-01T00:00:00Z")
+    return seconds
+
+
+def _window(window: object) -> tuple[int, int]:
+    """Return ``(past, future)`` for a window given as ``n`` or as a pair."""
+    if isinstance(window, tuple):
+        if len(window) != 2:
+            raise InvalidParameterError("window must be an int or a (past, future) pair")
+        past = check_int(window[0], "window")
+        future = check_int(window[1], "window")
+    else:
+        past = future = check_int(window, "window")
+    if not (0 <= past <= MAX_WINDOW and 0 <= future <= MAX_WINDOW):
+        raise InvalidParameterError(f"window sides must be between 0 and {MAX_WINDOW}")
+    return past, future

@@ -1,0 +1,140 @@
+"""Shared secrets: generation and the base32 text form authenticator apps exchange.
+
+Secrets travel as RFC 4648 base32 (the form in otpauth URIs and on setup screens). Canonical
+output is upper case without ``=`` padding. Input is forgiving where people are sloppy (case,
+spaces and hyphens used for grouping, missing padding) and strict everywhere else, so that two
+different texts never silently decode to the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+from totpcore.errors import InvalidParameterError, InvalidSecretError
+
+__all__ = [
+    "MAX_SECRET_LENGTH",
+    "MIN_KEY_BYTES",
+    "decode_secret",
+    "encode_secret",
+    "generate_secret",
+]
+
+#: RFC 4226 §4 R6 requires at least 128 bits of shared secret (160 recommended).
+MIN_KEY_BYTES = 16
+
+#: Longest base32 text accepted, after removing grouping characters (1 KiB encodes 640 bytes,
+#: far beyond any real key); it bounds the work a hostile input can cause.
+MAX_SECRET_LENGTH = 1024
+
+_MAX_GENERATED_BITS = 4096
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+# Characters of a full 8-character group left over at the end -> (bytes they carry, pad length).
+# 1, 3 and 6 leftover characters cannot come from any byte string.
+_TAIL = {0: (0, 0), 2: (1, 6), 4: (2, 4), 5: (3, 3), 7: (4, 1)}
+_GROUPING = str.maketrans("", "", " -")
+
+
+def generate_secret(bits: int = 160) -> str:
+    """Return a new random secret as canonical base32 (upper case, no padding).
+
+    Args:
+        bits: Key size; a multiple of 8 from 128 to 4096. 160 bits is the RFC 4226
+            recommendation and what every authenticator app accepts.
+
+    Raises:
+        InvalidParameterError: ``bits`` is below 128, above 4096 or not a multiple of 8.
+        TypeError: ``bits`` is not an ``int``.
+    """
+    if not isinstance(bits, int) or isinstance(bits, bool):
+        raise TypeError(f"bits must be an int, not {type(bits).__name__}")
+    if bits < MIN_KEY_BYTES * 8:
+        raise InvalidParameterError(
+            f"a secret needs at least {MIN_KEY_BYTES * 8} bits (RFC 4226 §4), got {bits}"
+        )
+    if bits > _MAX_GENERATED_BITS or bits % 8:
+        raise InvalidParameterError(
+            f"bits must be a multiple of 8 no larger than {_MAX_GENERATED_BITS}, got {bits}"
+        )
+    return encode_secret(secrets.token_bytes(bits // 8))
+
+
+def encode_secret(key: bytes) -> str:
+    """Return ``key`` as canonical base32: upper case, without ``=`` padding.
+
+    Raises:
+        InvalidSecretError: ``key`` is empty.
+        TypeError: ``key`` is not ``bytes`` or ``bytearray``.
+    """
+    if not isinstance(key, bytes | bytearray):
+        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+    if not key:
+        raise InvalidSecretError("key is empty")
+    return base64.b32encode(bytes(key)).decode("ascii").rstrip("=")
+
+
+def decode_secret(text: str) -> bytes:
+    """Decode a base32 secret as people type or paste it.
+
+    Accepted: any letter case, spaces and hyphens anywhere (apps group secrets as
+    ``JBSW Y3DP`` or ``JBSW-Y3DP``), and padding that is either absent or exactly right.
+
+    Refused, with :class:`InvalidSecretError`: an empty text; characters outside the base32
+    alphabet, including non-ASCII look-alikes; ``=`` anywhere but at the end, or a wrong amount
+    of it; lengths no byte string encodes to (1, 3 or 6 characters past a full group); and
+    non-zero unused bits in the last character, which would let several texts stand for one key.
+
+    Raises:
+        InvalidSecretError: the text is not a canonical base32 secret. The message names the
+            problem and a position, never the secret.
+        TypeError: ``text`` is not a ``str``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"secret must be a str, not {type(text).__name__}")
+    # Check ASCII before upper-casing: str.upper() maps look-alikes such as U+0131 (dotless i)
+    # and U+017F (long s) onto "I" and "S", which would smuggle them past the alphabet check.
+    if not text.isascii():
+        raise InvalidSecretError("secret contains a non-ASCII character")
+    compact = text.translate(_GROUPING).upper()
+    if not compact:
+        raise InvalidSecretError("secret is empty")
+    if len(compact) > MAX_SECRET_LENGTH:
+        raise InvalidSecretError(f"secret is longer than {MAX_SECRET_LENGTH} characters")
+
+    body = compact.rstrip("=")
+    padding = len(compact) - len(body)
+    for position, char in enumerate(body):
+        if char not in _ALPHABET:
+            what = "'=' before the end" if char == "=" else "a character outside base32"
+            raise InvalidSecretError(f"secret has {what} at position {position}")
+    if not body:
+        raise InvalidSecretError("secret is only padding")
+
+    leftover = len(body) % 8
+    if leftover not in _TAIL:
+        raise InvalidSecretError(
+            f"secret length {len(body)} is impossible for base32 "
+            f"({leftover} characters after the last full group of 8)"
+        )
+    tail_bytes, expected_padding = _TAIL[leftover]
+    if padding and padding != expected_padding:
+        raise InvalidSecretError(
+            f"secret has {padding} padding characters where {expected_padding} belong"
+        )
+    # The last character carries 5 bits, of which only some belong to the final byte; the
+    # rest must be zero, or two distinct texts would decode to the same key.
+    unused_bits = (5 * leftover - 8 * tail_bytes) if leftover else 0
+    if unused_bits and _value(body[-1]) & ((1 << unused_bits) - 1):
+        raise InvalidSecretError("secret is not canonical: its last character has unused bits set")
+
+    try:
+        return base64.b32decode(body + "=" * expected_padding)
+    except binascii.Error as error:  # unreachable after the checks above; fail closed anyway
+        raise InvalidSecretError("secret is not valid base32") from error
+
+
+def _value(char: str) -> int:
+    """Return the 5-bit value of one base32 alphabet character."""
+    return ord(char) - ord("A") if char >= "A" else ord(char) - ord("2") + 26
