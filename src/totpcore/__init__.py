@@ -11,14 +11,22 @@ from totpcore.errors import (
     TotpcoreError,
 )
 from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
-from totpcore.secret import decode_secret, encode_secret, generate_secret
+from totpcore.secret import (
+    MAX_SECRET_LENGTH,
+    MIN_KEY_BYTES,
+    decode_secret,
+    encode_secret,
+    generate_secret,
+)
 from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
 
 __all__ = [
     "HOTP",
     "MAX_LOOK_AHEAD",
+    "MAX_SECRET_LENGTH",
     "MAX_URI_LENGTH",
     "MAX_WINDOW",
+    "MIN_KEY_BYTES",
     "TOTP",
     "InvalidParameterError",
     "InvalidSecretError",

@@ -61,7 +61,7 @@ def generate_secret(bits: int = 160) -> str:
     return encode_secret(secrets.token_bytes(bits // 8))
 
 
-def encode_secret(key: bytes) -> str:
+def encode_secret(key: bytes | bytearray) -> str:
     """Return ``key`` as canonical base32: upper case, without ``=`` padding.
 
     Raises:

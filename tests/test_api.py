@@ -1,0 +1,67 @@
+"""The public surface: what the package root exports, and the shape of the error tree."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import totpcore
+from totpcore import errors
+
+SOURCE = Path(totpcore.__file__).parent
+
+
+def test_all_is_sorted() -> None:
+    """__all__ is sorted (constants and classes first, as sorted() orders them)."""
+    assert totpcore.__all__ == sorted(totpcore.__all__)
+
+
+def test_all_is_complete() -> None:
+    """Every name a public module lists in its own __all__ is re-exported from the root."""
+    exported = set(totpcore.__all__)
+    for path in SOURCE.glob("*.py"):
+        if path.name.startswith("_"):
+            continue
+        module = __import__(f"totpcore.{path.stem}", fromlist=["__all__"])
+        missing = set(getattr(module, "__all__", ())) - exported
+        # Type aliases are documented in their module and need no root export.
+        missing -= {"Time", "Window"}
+        assert not missing, f"totpcore.{path.stem} exports {missing} that the root does not"
+
+
+def test_every_export_exists_and_is_documented() -> None:
+    """Each exported name resolves and its object (or module) carries a docstring."""
+    for name in totpcore.__all__:
+        value = getattr(totpcore, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), f"{name} has no docstring"
+
+
+def test_error_tree() -> None:
+    """All errors derive from TotpcoreError; the bad-value ones also from ValueError."""
+    for name in errors.__all__:
+        error = getattr(totpcore, name)
+        assert issubclass(error, totpcore.TotpcoreError)
+        if name != "TotpcoreError":
+            assert issubclass(error, ValueError), name
+
+
+def test_version_comes_from_metadata() -> None:
+    """__version__ is the installed distribution's version, not a second hard-coded copy."""
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", totpcore.__version__)
+    with pytest.raises(AttributeError):
+        _ = totpcore.no_such_name
+
+
+def test_library_imports_only_the_standard_library() -> None:
+    """No module of the package imports a third-party package at import time."""
+    import sys
+
+    allowed = set(sys.stdlib_module_names) | {"totpcore", "__future__"}
+    pattern = re.compile(r"^(?:from|import) ([\w]+)", re.MULTILINE)
+    for path in SOURCE.rglob("*.py"):
+        for top in pattern.findall(path.read_text(encoding="utf-8")):
+            assert top in allowed, f"{path.name} imports {top} at module level"

@@ -1,0 +1,458 @@
+"""HOTP and TOTP: options, times, windows, code input rules, and what never leaks."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import math
+import struct
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from totpcore import (
+    HOTP,
+    MAX_LOOK_AHEAD,
+    MAX_WINDOW,
+    TOTP,
+    InvalidParameterError,
+    InvalidSecretError,
+    InvalidTimeError,
+    Match,
+    encode_secret,
+    hotp,
+)
+
+MAX_COUNTER = 2**64 - 1
+
+
+def reference_hotp(key: bytes, counter: int, digits: int = 6, algorithm: str = "sha1") -> str:
+    """RFC 4226 written the plain way, on the stdlib hmac module (an independent path)."""
+    digest = hmac.new(key, struct.pack(">Q", counter), getattr(hashlib, algorithm)).digest()
+    offset = digest[-1] & 0x0F
+    value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+# --- options -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "Sha256", "SHA512"])
+def test_algorithm_any_case_is_normalised(key: bytes, algorithm: str) -> None:
+    """Algorithm names are case-insensitive and stored in canonical upper case."""
+    assert TOTP(key, algorithm=algorithm).algorithm == algorithm.upper()
+
+
+@given(key=st.binary(min_size=16, max_size=200), counter=st.integers(0, MAX_COUNTER))
+def test_long_and_short_keys_match_stdlib_hmac(key: bytes, counter: int) -> None:
+    """Keys longer than the hash block (hashed first, RFC 2104) and shorter ones both agree."""
+    for algorithm in ("sha1", "sha256", "sha512"):
+        expected = reference_hotp(key, counter, 8, algorithm)
+        assert HOTP(key, digits=8, algorithm=algorithm).generate(counter) == expected
+
+
+BAD_OPTIONS: dict[str, tuple[dict[str, Any], type[Exception]]] = {
+    "digits 5": ({"digits": 5}, InvalidParameterError),
+    "digits 9": ({"digits": 9}, InvalidParameterError),
+    "digits str": ({"digits": "6"}, TypeError),
+    "digits bool": ({"digits": True}, TypeError),
+    "digits float": ({"digits": 6.0}, TypeError),
+    "algorithm md5": ({"algorithm": "MD5"}, InvalidParameterError),
+    "algorithm SHA-1": ({"algorithm": "SHA-1"}, InvalidParameterError),
+    "algorithm full-width": ({"algorithm": "\uff33\uff28\uff21\uff11"}, InvalidParameterError),
+    "algorithm bytes": ({"algorithm": b"SHA1"}, TypeError),
+    "period 0": ({"period": 0}, InvalidParameterError),
+    "period negative": ({"period": -30}, InvalidParameterError),
+    "period too large": ({"period": 2**32}, InvalidParameterError),
+    "period float": ({"period": 30.0}, TypeError),
+    "t0 negative": ({"t0": -1}, InvalidParameterError),
+    "t0 float": ({"t0": 0.5}, TypeError),
+    "enforce_key_length not bool": ({"enforce_key_length": 0}, TypeError),
+}
+
+
+@pytest.mark.parametrize(("options", "error"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
+def test_bad_options_are_refused_at_construction(
+    key: bytes, options: dict[str, Any], error: type[Exception]
+) -> None:
+    """Each out-of-range option raises InvalidParameterError, each wrong type TypeError."""
+    with pytest.raises(error) as caught:
+        TOTP(key, **options)
+    assert key.hex() not in str(caught.value)
+
+
+def test_key_rules() -> None:
+    """Keys under 128 bits need enforce_key_length=False; empty or non-bytes keys never work."""
+    with pytest.raises(InvalidSecretError, match="128"):
+        TOTP(bytes(15))
+    with pytest.raises(InvalidSecretError, match="128"):
+        HOTP.from_secret("JBSWY3DPEHPK3PXP")  # the classic 80-bit demo secret
+    assert TOTP(bytes(10), enforce_key_length=False).digits == 6
+    assert HOTP.from_secret("JBSWY3DPEHPK3PXP", enforce_key_length=False).generate(0)
+    with pytest.raises(InvalidSecretError):
+        TOTP(b"", enforce_key_length=False)
+    with pytest.raises(TypeError):
+        TOTP("JBSWY3DPEHPK3PXP")  # type: ignore[arg-type]
+
+
+def test_bytearray_key_is_copied(key: bytes) -> None:
+    """A mutable key is copied, so changing the caller's buffer cannot change the object."""
+    buffer = bytearray(key)
+    otp = TOTP(buffer)  # type: ignore[arg-type]  # accepted at run time, copied to bytes
+    buffer[0] ^= 0xFF
+    assert otp.key == key
+    assert otp == TOTP(key)
+
+
+def test_objects_are_frozen(key: bytes) -> None:
+    """HOTP, TOTP and Match cannot be changed after construction."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TOTP(key).digits = 8  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        HOTP(key).key = b"x" * 20  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Match(1, 0).offset = 3  # type: ignore[misc]
+
+
+def test_key_never_in_repr_or_str(key: bytes) -> None:
+    """Neither the key bytes nor its base32 or hex form appear in repr() or str()."""
+    secret = encode_secret(key)
+    for otp in (TOTP(key), HOTP(key)):
+        for text in (repr(otp), str(otp)):
+            assert secret not in text
+            assert key.hex() not in text
+            assert repr(key) not in text
+            assert "key=" not in text
+
+
+def test_equal_options_are_equal_and_hashable(key: bytes) -> None:
+    """Value semantics: same key and options compare equal and hash alike."""
+    assert TOTP(key) == TOTP(key, algorithm="sha1")
+    assert hash(TOTP(key)) == hash(TOTP(key))
+    assert TOTP(key) != TOTP(key, digits=8)
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def test_steps_use_floor_division(key: bytes) -> None:
+    """A step starts exactly on its boundary: 59.999 is step 1, 60 is step 2."""
+    otp = TOTP(key)
+    assert otp.counter_at(0) == 0
+    assert otp.counter_at(29) == 0
+    assert otp.counter_at(30) == 1
+    assert otp.counter_at(59.999) == 1
+    assert otp.counter_at(60.0) == 2
+    assert otp.counter_at(-0.0) == 0
+
+
+def test_datetime_is_exact_and_zone_independent(key: bytes) -> None:
+    """Aware datetimes in any zone give the same step as the same instant in UTC."""
+    otp = TOTP(key)
+    instant = datetime(2033, 5, 18, 3, 33, 19, 999_999, tzinfo=UTC)
+    elsewhere = instant.astimezone(timezone(timedelta(hours=-7, minutes=-30)))
+    unix = (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+    assert otp.counter_at(instant) == otp.counter_at(elsewhere) == unix // 30
+    assert otp.generate(elsewhere) == otp.generate(unix)
+
+
+def test_t0_and_period_shift_the_steps(key: bytes) -> None:
+    """Step n covers t0 + n*period .. t0 + (n+1)*period - 1 (RFC 6238 §4.2)."""
+    otp = TOTP(key, period=60, t0=1000)
+    assert otp.counter_at(1000) == 0
+    assert otp.counter_at(1059) == 0
+    assert otp.counter_at(1060) == 1
+    assert otp.generate(1000 + 60 * 7 + 5) == reference_hotp(key, 7)
+    assert TOTP(key, period=1).generate(12345) == reference_hotp(key, 12345)
+
+
+def test_times_past_2038_and_2106(key: bytes) -> None:
+    """Times past 2**31 and 2**32 seconds work (no 32-bit truncation)."""
+    otp = TOTP(key)
+    for at in (2**31 + 5, 2**32 + 5, 20_000_000_000):
+        assert otp.generate(at) == reference_hotp(key, at // 30)
+
+
+def test_largest_step(key: bytes) -> None:
+    """The last step RFC 4226's 64-bit counter can hold works; the next second is refused."""
+    otp = TOTP(key, period=1)
+    assert otp.generate(MAX_COUNTER) == reference_hotp(key, MAX_COUNTER)
+    match = otp.verify(otp.generate(MAX_COUNTER), at=MAX_COUNTER, window=1)
+    assert match == Match(MAX_COUNTER, 0)
+    with pytest.raises(InvalidTimeError):
+        otp.generate(MAX_COUNTER + 1)
+
+
+BAD_TIMES: dict[str, tuple[object, type[Exception]]] = {
+    "nan": (math.nan, InvalidTimeError),
+    "inf": (math.inf, InvalidTimeError),
+    "-inf": (-math.inf, InvalidTimeError),
+    "negative int": (-1, InvalidTimeError),
+    "negative float": (-0.5, InvalidTimeError),
+    "naive datetime": (datetime(2030, 1, 1), InvalidTimeError),
+    "aware datetime before 1970": (
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        InvalidTimeError,
+    ),
+    "str": ("1700000000", TypeError),
+    "bool": (True, TypeError),
+    "Decimal": (Decimal(1700000000), TypeError),
+    "None for generate": (None, TypeError),
+}
+
+
+@pytest.mark.parametrize(("at", "error"), BAD_TIMES.values(), ids=BAD_TIMES.keys())
+def test_bad_times_are_refused(key: bytes, at: object, error: type[Exception]) -> None:
+    """Unusable times raise InvalidTimeError (a ValueError); wrong types raise TypeError."""
+    otp = TOTP(key)
+    with pytest.raises(error):
+        otp.generate(at)  # type: ignore[arg-type]
+    with pytest.raises(error):
+        otp.counter_at(at)  # type: ignore[arg-type]
+    if at is not None:
+        with pytest.raises(error):
+            otp.verify("123456", at=at)  # type: ignore[arg-type]
+
+
+def test_time_before_t0_is_refused(key: bytes) -> None:
+    """A time before t0 has no step: InvalidTimeError, also when verifying at 'now'."""
+    otp = TOTP(key, t0=4_000_000_000)
+    with pytest.raises(InvalidTimeError, match="t0"):
+        otp.generate(3_999_999_999)
+    with pytest.raises(InvalidTimeError, match="t0"):
+        otp.verify("123456")
+    with pytest.raises(InvalidTimeError, match="t0"):
+        otp.now()
+
+
+def test_now_and_default_verify_use_the_system_clock(key: bytes) -> None:
+    """now() is a valid current code, and verify() without 'at' accepts it."""
+    otp = TOTP(key)
+    match = otp.verify(otp.now())
+    assert match is not None
+    assert match.offset in (0, -1)  # -1 only if a step boundary passed in between
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+def test_window_offsets(key: bytes) -> None:
+    """Window 1 accepts the previous, current and next step, reporting each offset."""
+    otp = TOTP(key)
+    at = 1_700_000_000
+    step = otp.counter_at(at)
+    for offset in (-1, 0, 1):
+        match = otp.verify(otp.generate(at + 30 * offset), at=at)
+        assert match == Match(step + offset, offset)
+    for offset in (-2, 2):
+        assert otp.verify(otp.generate(at + 30 * offset), at=at) is None
+
+
+def test_asymmetric_window(key: bytes) -> None:
+    """(past, future) windows: (2, 0) takes two old steps but no future one."""
+    otp = TOTP(key)
+    at = 1_700_000_000
+    assert otp.verify(otp.generate(at - 60), at=at, window=(2, 0)) is not None
+    assert otp.verify(otp.generate(at + 30), at=at, window=(2, 0)) is None
+    assert otp.verify(otp.generate(at + 30), at=at, window=(0, 1)) is not None
+    assert otp.verify(otp.generate(at - 30), at=at, window=0) is None
+
+
+def test_window_at_the_start_of_time(key: bytes) -> None:
+    """At t=0 the window has no negative steps to look at, and step 0 still matches."""
+    otp = TOTP(key)
+    assert otp.verify(otp.generate(0), at=0, window=MAX_WINDOW) == Match(0, 0)
+
+
+def test_window_cap(key: bytes) -> None:
+    """The documented cap is accepted; one more step is refused."""
+    otp = TOTP(key)
+    at = 1_700_000_000
+    far = otp.generate(at - 30 * MAX_WINDOW)
+    assert otp.verify(far, at=at, window=MAX_WINDOW) is not None
+    assert otp.verify(far, at=at, window=(MAX_WINDOW, 0)) is not None
+    for window in (MAX_WINDOW + 1, (MAX_WINDOW + 1, 0), (0, MAX_WINDOW + 1)):
+        with pytest.raises(InvalidParameterError):
+            otp.verify(far, at=at, window=window)
+
+
+BAD_WINDOWS: dict[str, tuple[object, type[Exception]]] = {
+    "negative": (-1, InvalidParameterError),
+    "negative side": ((1, -1), InvalidParameterError),
+    "triple": ((1, 1, 1), InvalidParameterError),
+    "single": ((1,), InvalidParameterError),
+    "bool": (True, TypeError),
+    "float": (1.0, TypeError),
+    "list": ([1, 1], TypeError),
+    "str side": ((1, "1"), TypeError),
+    "None": (None, TypeError),
+}
+
+
+@pytest.mark.parametrize(("window", "error"), BAD_WINDOWS.values(), ids=BAD_WINDOWS.keys())
+def test_bad_windows(key: bytes, window: object, error: type[Exception]) -> None:
+    """Malformed windows are refused, even when the code itself is malformed too."""
+    otp = TOTP(key)
+    for code in (otp.generate(1_700_000_000), "x"):
+        with pytest.raises(error):
+            otp.verify(code, at=1_700_000_000, window=window)  # type: ignore[arg-type]
+
+
+def test_whole_window_is_always_computed(key: bytes) -> None:
+    """No early exit: every slot of the window is computed even when the first one matches.
+
+    The HMAC inner state is wrapped so its copies can be counted: a verifier that stopped at
+    the first match would make 1 copy here instead of 3.
+    """
+    otp = TOTP(key)
+    at = 1_700_000_000
+
+    class Counting:
+        def __init__(self, state: Any) -> None:
+            self.state, self.copies = state, 0
+
+        def copy(self) -> Any:
+            self.copies += 1
+            return self.state.copy()
+
+    counting = Counting(otp._inner)
+    object.__setattr__(otp, "_inner", counting)
+    assert otp.verify(otp.generate(at - 30), at=at) == Match(otp.counter_at(at) - 1, -1)
+    assert counting.copies == 1 + 3  # one for generate, three for the window
+
+
+# --- HOTP ----------------------------------------------------------------------------------
+
+
+def test_hotp_look_ahead(key: bytes) -> None:
+    """look_ahead accepts later counters (RFC 4226 §7.4) but never earlier ones."""
+    otp = HOTP(key)
+    assert otp.verify(otp.generate(15), 10, look_ahead=5) == Match(15, 5)
+    assert otp.verify(otp.generate(16), 10, look_ahead=5) is None
+    assert otp.verify(otp.generate(9), 10, look_ahead=5) is None
+    assert otp.verify(otp.generate(10), 10) == Match(10, 0)
+
+
+def test_hotp_counter_limits(key: bytes) -> None:
+    """Counters run 0 .. 2**64-1; the look-ahead stops at the last one instead of wrapping."""
+    otp = HOTP(key)
+    assert otp.generate(0) == reference_hotp(key, 0)
+    last = otp.generate(MAX_COUNTER)
+    assert otp.verify(last, MAX_COUNTER - 1, look_ahead=MAX_LOOK_AHEAD) == Match(MAX_COUNTER, 1)
+    assert hotp(key, MAX_COUNTER) == last
+    for counter in (-1, MAX_COUNTER + 1):
+        with pytest.raises(InvalidParameterError):
+            otp.generate(counter)
+        with pytest.raises(InvalidParameterError):
+            otp.verify(last, counter)
+    for counter_type in ("1", 1.0, True):
+        with pytest.raises(TypeError):
+            otp.generate(counter_type)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("look_ahead", "error"),
+    [(-1, InvalidParameterError), (MAX_LOOK_AHEAD + 1, InvalidParameterError), ("1", TypeError)],
+)
+def test_hotp_bad_look_ahead(key: bytes, look_ahead: object, error: type[Exception]) -> None:
+    """look_ahead is an int from 0 to the documented cap."""
+    with pytest.raises(error):
+        HOTP(key).verify("123456", 0, look_ahead=look_ahead)  # type: ignore[arg-type]
+
+
+def test_hotp_function_refuses_empty_key_only() -> None:
+    """hotp() is the bare primitive: short keys work (vectors), an empty one does not."""
+    assert hotp(b"\x01", 0) == reference_hotp(b"\x01", 0)
+    with pytest.raises(InvalidSecretError):
+        hotp(b"", 0)
+
+
+# --- code input ----------------------------------------------------------------------------
+
+
+def _code_with_leading_zero(otp: TOTP) -> tuple[int, str]:
+    """Return a time and its code where the code starts with 0, to test lost-zero inputs."""
+    for step in range(100_000):
+        code = otp.generate(step * 30)
+        if code.startswith("0"):
+            return step * 30, code
+    raise AssertionError("no code with a leading zero found")
+
+
+def test_grouped_codes_are_accepted(key: bytes) -> None:
+    """Codes typed the way apps show them ("012 345") or with stray spaces still match."""
+    otp = TOTP(key)
+    at, code = _code_with_leading_zero(otp)
+    for typed in (code, f"{code[:3]} {code[3:]}", f" {code} ", " ".join(code)):
+        assert otp.verify(typed, at=at, window=0) is not None
+
+
+FULL_WIDTH = str.maketrans(
+    "0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"
+)
+ARABIC_INDIC = str.maketrans(
+    "0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+)
+SUPERSCRIPT = str.maketrans(
+    "0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+)
+
+MALFORMED_CODES = {
+    "leading zero dropped": lambda c: c[1:],
+    "extra leading zero": lambda c: "0" + c,
+    "plus sign": lambda c: "+" + c[1:],
+    "minus sign": lambda c: "-" + c[1:],
+    "underscore": lambda c: f"{c[:3]}_{c[3:]}",
+    "hyphen": lambda c: f"{c[:3]}-{c[3:]}",
+    "letter": lambda c: c[:-1] + "O",
+    "full-width digits": lambda c: c.translate(FULL_WIDTH),
+    "Arabic-Indic digits": lambda c: c.translate(ARABIC_INDIC),
+    "superscript digits": lambda c: c.translate(SUPERSCRIPT),
+    "embedded newline": lambda c: f"{c[:3]}\n{c[3:]}",
+    "trailing newline": lambda c: c + "\n",
+    "tab": lambda c: f"{c[:3]}\t{c[3:]}",
+    "non-breaking space": lambda c: f"{c[:3]}\u00a0{c[3:]}",
+    "decimal point": lambda c: c[1:] + ".0",
+    "empty": lambda c: "",
+    "too long": lambda c: c + "0",
+    "NUL": lambda c: c + "\x00",
+}
+
+
+@pytest.mark.parametrize("mangle", MALFORMED_CODES.values(), ids=MALFORMED_CODES.keys())
+def test_malformed_codes_never_match_and_never_raise(key: bytes, mangle: Any) -> None:
+    """Anything but digits-and-spaces of the right length is no match, not an exception.
+
+    Each mangled form is one that a lenient int() or isdigit() parse would accept as the
+    right number.
+    """
+    for otp_factory in (TOTP, HOTP):
+        otp = TOTP(key)
+        at, code = _code_with_leading_zero(otp)
+        typed = mangle(code)
+        if otp_factory is TOTP:
+            assert otp.verify(typed, at=at, window=MAX_WINDOW) is None
+        else:
+            step = otp.counter_at(at)
+            assert HOTP(key).verify(typed, step, look_ahead=0) is None
+
+
+@pytest.mark.parametrize("code", [123456, b"123456", None, 123456.0, ["123456"]])
+def test_non_string_code_is_type_error(key: bytes, code: object) -> None:
+    """A code that is not a str is a programming error."""
+    with pytest.raises(TypeError):
+        TOTP(key).verify(code, at=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        HOTP(key).verify(code, 0)  # type: ignore[arg-type]
+
+
+@given(digits=st.integers(6, 8), at=st.integers(0, 2**40), code=st.text(max_size=12))
+def test_arbitrary_text_never_raises(key: bytes, digits: int, at: int, code: str) -> None:
+    """verify() returns a Match or None for any text at all."""
+    result = TOTP(key, digits=digits).verify(code, at=at)
+    assert result is None or isinstance(result, Match)
