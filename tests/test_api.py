@@ -14,9 +14,17 @@ from totpcore import errors
 SOURCE = Path(totpcore.__file__).parent
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    """The order ruff's RUF022 keeps: CONSTANTS, then Classes, then functions, each A-Z."""
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[0].isupper() else (2, name)
+
+
 def test_all_is_sorted() -> None:
-    """__all__ is sorted (constants and classes first, as sorted() orders them)."""
-    assert totpcore.__all__ == sorted(totpcore.__all__)
+    """__all__ is sorted, constants first, then classes, then functions."""
+    assert totpcore.__all__ == sorted(totpcore.__all__, key=_isort_key)
+    assert len(set(totpcore.__all__)) == len(totpcore.__all__)
 
 
 def test_all_is_complete() -> None:
