@@ -3,14 +3,20 @@
 The public API is re-exported here; each name lives in the module of its concept.
 """
 
+from totpcore.cipher import AESGCMCipher, SecretCipher
 from totpcore.errors import (
+    CipherError,
     InvalidParameterError,
     InvalidSecretError,
     InvalidTimeError,
     InvalidURIError,
+    MissingDependencyError,
+    StoreError,
     TotpcoreError,
+    UserStateError,
 )
 from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
+from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
 from totpcore.secret import (
     MAX_SECRET_LENGTH,
     MIN_KEY_BYTES,
@@ -18,23 +24,44 @@ from totpcore.secret import (
     encode_secret,
     generate_secret,
 )
+from totpcore.service import MAX_USER_ID_LENGTH, Provisioning, TwoFactor
+from totpcore.stores import MemoryStore, SQLiteStore, Status, Store, UserRecord
 from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
+from totpcore.verdict import Reason, Verdict
 
 __all__ = [
     "HOTP",
+    "MAX_LOCKOUT_FAILURES",
     "MAX_LOOK_AHEAD",
     "MAX_SECRET_LENGTH",
     "MAX_URI_LENGTH",
+    "MAX_USER_ID_LENGTH",
     "MAX_WINDOW",
     "MIN_KEY_BYTES",
     "TOTP",
+    "AESGCMCipher",
+    "CipherError",
     "InvalidParameterError",
     "InvalidSecretError",
     "InvalidTimeError",
     "InvalidURIError",
     "Match",
+    "MemoryStore",
+    "MissingDependencyError",
     "OTPAuthURI",
+    "Policy",
+    "Provisioning",
+    "Reason",
+    "SQLiteStore",
+    "SecretCipher",
+    "Status",
+    "Store",
+    "StoreError",
     "TotpcoreError",
+    "TwoFactor",
+    "UserRecord",
+    "UserStateError",
+    "Verdict",
     "build_uri",
     "decode_secret",
     "encode_secret",

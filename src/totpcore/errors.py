@@ -11,7 +11,11 @@ raises the built-in :class:`TypeError` instead: that is a programming error, not
     ├── InvalidSecretError      (ValueError)  a base32 secret or key that cannot be used
     ├── InvalidURIError         (ValueError)  an otpauth:// URI that cannot be built or parsed
     ├── InvalidParameterError   (ValueError)  digits, algorithm, period, t0, window, counter, bits
-    └── InvalidTimeError        (ValueError)  NaN, infinity, negative, naive or before t0
+    ├── InvalidTimeError        (ValueError)  NaN, infinity, negative, naive or before t0
+    ├── UserStateError                        an admin or setup call in the wrong lifecycle state
+    ├── StoreError                            the store failed; the operation did not happen
+    ├── CipherError                           a stored secret could not be decrypted
+    └── MissingDependencyError  (ImportError) an optional extra is not installed
 
 No message ever contains a secret, a key or a whole URI (which carries the secret).
 """
@@ -19,11 +23,15 @@ No message ever contains a secret, a key or a whole URI (which carries the secre
 from __future__ import annotations
 
 __all__ = [
+    "CipherError",
     "InvalidParameterError",
     "InvalidSecretError",
     "InvalidTimeError",
     "InvalidURIError",
+    "MissingDependencyError",
+    "StoreError",
     "TotpcoreError",
+    "UserStateError",
 ]
 
 
@@ -45,3 +53,19 @@ class InvalidParameterError(TotpcoreError, ValueError):
 
 class InvalidTimeError(TotpcoreError, ValueError):
     """A time is NaN, infinite, negative, a naive ``datetime``, or earlier than ``t0``."""
+
+
+class UserStateError(TotpcoreError):
+    """A lifecycle call does not fit the user's state (e.g. reset before setup is complete)."""
+
+
+class StoreError(TotpcoreError):
+    """The store failed. The operation did not take effect, and nothing was accepted."""
+
+
+class CipherError(TotpcoreError):
+    """A stored secret could not be decrypted (wrong key, tampering, or another user's record)."""
+
+
+class MissingDependencyError(TotpcoreError, ImportError):
+    """An optional extra is needed; the message names the ``pip install`` command."""

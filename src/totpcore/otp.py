@@ -144,6 +144,10 @@ class _OTP:
         digest = outer.digest()
         return (_unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self._modulus
 
+    def _values(self, first: int, last: int) -> list[int]:
+        """Return the HOTP values of every counter in ``first..last`` (for resynchronisation)."""
+        return [self._truncated(counter) for counter in range(first, min(last, MAX_COUNTER) + 1)]
+
     def _scan(self, wanted: int, expected: int, first: int, last: int) -> Match | None:
         """Compare ``wanted`` with every counter in ``first..last``, without an early exit."""
         # Locals instead of attribute and global look-ups inside the loop.
