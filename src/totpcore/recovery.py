@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["CODE_LENGTH", "find_recovery_hash", "generate_recovery_codes", "hash_recovery_codes"]
+# Internal to the service: applications use TwoFactor.new_recovery_codes / use_recovery_code.
+__all__: list[str] = []
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u
 _LOOK_ALIKES = str.maketrans({"i": "1", "l": "1", "o": "0", "-": None, " ": None})

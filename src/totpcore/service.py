@@ -50,6 +50,12 @@ from totpcore.verdict import Reason, Verdict, describe_drift
 
 __all__ = ["MAX_USER_ID_LENGTH", "Provisioning", "TwoFactor"]
 
+_INVALID = Verdict(Reason.INVALID, detail="no step in the window produces this code")
+_REPLAYED = Verdict(Reason.REPLAYED, detail="this code's time step was already used")
+_MALFORMED = Verdict(Reason.MALFORMED, detail="the code is not a well-formed code")
+_NOT_ENABLED = Verdict(Reason.NOT_ENABLED, detail="two-factor is not enabled for this user")
+_SETUP_REQUIRED = Verdict(Reason.SETUP_REQUIRED, detail="the user has not finished setup")
+
 #: Longest accepted user id, in characters.
 MAX_USER_ID_LENGTH = 256
 _OTP_CACHE_SIZE = 4096
@@ -126,6 +132,9 @@ class TwoFactor:
         # Decrypting the secret and precomputing its HMAC pads costs more than the verify; keyed
         # by the stored (possibly encrypted) bytes, so a new secret can never hit an old entry.
         self._otp = lru_cache(maxsize=_OTP_CACHE_SIZE)(self._build_otp)
+        # Verdicts are immutable, so accepted ones are shared per drift value (bounded by
+        # max_drift): building one costs more than a store round trip in memory.
+        self._accepted_verdicts: dict[int, Verdict] = {}
 
     def __repr__(self) -> str:
         return f"TwoFactor(store={self.store!r}, issuer={self.issuer!r}, policy={self.policy!r})"
@@ -209,7 +218,7 @@ class TwoFactor:
         """Confirm setup with a code from the app: SETUP_PENDING -> ACTIVE when accepted."""
         self._record_in(user_id, Status.SETUP_PENDING, "complete_setup")
         if _code_value(code, self.policy.digits) is None:
-            return Verdict(Reason.MALFORMED, detail="the code is not a well-formed code")
+            return _MALFORMED
         now = self._now()
         with _store_errors("complete_setup"):
             attempt = self.store.begin_attempt(
@@ -221,7 +230,7 @@ class TwoFactor:
             otp = self._otp(record.secret, user_id)
             match = otp.verify(code, at=now, window=self.policy.window)
             if match is None:
-                return Verdict(Reason.INVALID, detail="no step in the window produces this code")
+                return _INVALID
             drift = match.offset if self.policy.learn_drift else 0
             won = self.store.activate(
                 user_id, generation=record.generation, step=match.counter, drift=drift
@@ -250,26 +259,43 @@ class TwoFactor:
         return self._check(user_id, code, allow_equal=True)
 
     def _check(self, user_id: str, code: str, *, allow_equal: bool) -> Verdict:
-        """The login check behind :meth:`verify` and :meth:`verify_request`."""
+        """The login check behind :meth:`verify` and :meth:`verify_request`.
+
+        This is the hot path: store calls get plain try/except (free when nothing is raised)
+        rather than the context manager the admin calls use, the step is computed once in
+        integer seconds, and fixed verdicts are shared constants.
+        """
         _check_user_id(user_id)
         if _code_value(code, self.policy.digits) is None:
             return self._malformed(user_id)
         now = self._now()
-        with _store_errors("verify"):
+        try:
             attempt = self.store.begin_attempt(
                 user_id, status=Status.ACTIVE, now=now, limits=self._limits
             )
-            record = attempt.record
-            if not attempt.allowed or record is None:
-                return self._refusal(record, now, Status.ACTIVE)
-            otp = self._otp(record.secret, user_id)
-            current = otp.counter_at(now)
-            # Centre the window on where this user's device is known to be.
-            centre_time = max(now + record.drift * self.policy.period, 0)
-            match = otp.verify(code, at=centre_time, window=self.policy.window)
-            if match is None:
-                return Verdict(Reason.INVALID, detail="no step in the window produces this code")
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise _store_error("verify", error) from error
+        record = attempt.record
+        if not attempt.allowed or record is None:
+            return self._refusal(record, now, Status.ACTIVE)
+        otp = self._otp(record.secret, user_id)
+        period = self.policy.period
+        seconds = int(now)  # now >= 0, so int() is the floor
+        current = seconds // period
+        # Centre the window on where this user's device is known to be.
+        centre = seconds + record.drift * period
+        match = otp.verify(code, at=centre if centre > 0 else 0, window=self.policy.window)
+        if match is None:
+            return _INVALID
+        if match.counter == record.last_step:
+            # A repeat (API-header mode) tells nothing new about the device's clock; learning
+            # from it would let one code walk the window backwards and never expire.
+            drift = record.drift
+        else:
             drift = self._learned_drift(match.counter - current, record.drift)
+        try:
             won = self.store.mark_used(
                 user_id,
                 generation=record.generation,
@@ -277,9 +303,11 @@ class TwoFactor:
                 drift=drift,
                 allow_equal=allow_equal,
             )
-        if not won:
-            return Verdict(Reason.REPLAYED, detail="this code's time step was already used")
-        return self._accepted(drift)
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise _store_error("verify", error) from error
+        return self._accepted(drift) if won else _REPLAYED
 
     def resync(self, user_id: str, code1: str, code2: str) -> Verdict:
         """Resynchronise a device whose clock is far off, from two consecutive codes.
@@ -288,8 +316,11 @@ class TwoFactor:
         ``code1`` then ``code2``. On success the user's drift is set to that offset, and the
         last used step moves to the second code's step, *even backwards*: a slow phone's codes
         belong to steps that may already lie behind the last accepted one. That is a deliberate
-        trade-off: someone holding two consecutive old codes could resynchronise to them once,
-        so offer resync only after the password check. Counts as an attempt for throttling.
+        trade-off: someone holding two consecutive codes that are older than the window could
+        resynchronise to them, so offer resync only after the password check. Codes whose
+        offset is within the window of the stored drift get no such leeway: those are merely
+        old codes, and their steps must be new, as at login. Counts as an attempt for
+        throttling.
         """
         _check_user_id(user_id)
         digits = self.policy.digits
@@ -321,7 +352,13 @@ class TwoFactor:
                 return Verdict(
                     Reason.INVALID, detail="no two consecutive steps produce these codes"
                 )
-            if record.last_step is not None and best - 1 <= record.last_step <= best:
+            last = record.last_step
+            # Moving backwards is for a clock that is off, which shows as a drift far from the
+            # stored one. Old codes from a device already in sync change the drift by no more
+            # than the window (plus the pair's second step): those follow the login rule.
+            # A pair that includes the last used step is a replay either way.
+            merely_old = abs(best - current - record.drift) <= self.policy.window + 1
+            if last is not None and (best - 1 <= last <= best or (merely_old and best <= last)):
                 return Verdict(Reason.REPLAYED, detail="these codes' time steps were already used")
             drift = best - current
             won = self.store.resync(
@@ -383,11 +420,13 @@ class TwoFactor:
     def _now(self) -> float:
         """Read the injected clock, refusing values no step can be computed from."""
         now = self._clock()
-        if not isinstance(now, int | float) or isinstance(now, bool):
-            raise TypeError("clock must return Unix seconds as int or float")
-        if not math.isfinite(now) or now < 0:
+        if type(now) is not float:  # the usual case (time.time) skips the type checks
+            if not isinstance(now, int) or isinstance(now, bool):
+                raise TypeError("clock must return Unix seconds as int or float")
+            now = float(now)
+        if not 0 <= now < math.inf:  # also false for NaN
             raise InvalidTimeError("clock returned a time that is not a finite, positive number")
-        return float(now)
+        return now
 
     def _new_record(self, user_id: str) -> UserRecord:
         """A fresh SETUP_PENDING record with a new secret and generation."""
@@ -443,18 +482,18 @@ class TwoFactor:
         with _store_errors("verify"):
             record = self.store.get(user_id)
         if record is None:
-            return Verdict(Reason.NOT_ENABLED, detail="two-factor is not enabled for this user")
+            return _NOT_ENABLED
         if record.status is Status.SETUP_PENDING:
-            return Verdict(Reason.SETUP_REQUIRED, detail="the user has not finished setup")
-        return Verdict(Reason.MALFORMED, detail="the code is not a well-formed code")
+            return _SETUP_REQUIRED
+        return _MALFORMED
 
     def _refusal(self, record: UserRecord | None, now: float, wanted: Status) -> Verdict:
         """Explain why the store did not allow an attempt."""
         if record is None:
-            return Verdict(Reason.NOT_ENABLED, detail="two-factor is not enabled for this user")
+            return _NOT_ENABLED
         if record.status is not wanted:
             if record.status is Status.SETUP_PENDING:
-                return Verdict(Reason.SETUP_REQUIRED, detail="the user has not finished setup")
+                return _SETUP_REQUIRED
             return Verdict(Reason.NOT_ENABLED, detail=f"the user is {record.status.value}")
         limits = self._limits
         if record.failures >= limits.lockout:
@@ -479,12 +518,16 @@ class TwoFactor:
         return max(-reach, min(reach, observed))
 
     def _accepted(self, drift: int) -> Verdict:
-        """An ACCEPTED verdict carrying the device's drift."""
-        return Verdict(
-            Reason.ACCEPTED,
-            drift=drift,
-            detail=f"code accepted; {describe_drift(drift, self.policy.period)}",
-        )
+        """An ACCEPTED verdict carrying the device's drift (one shared instance per drift)."""
+        verdict = self._accepted_verdicts.get(drift)
+        if verdict is None:
+            verdict = Verdict(
+                Reason.ACCEPTED,
+                drift=drift,
+                detail=f"code accepted; {describe_drift(drift, self.policy.period)}",
+            )
+            self._accepted_verdicts[drift] = verdict
+        return verdict
 
 
 def _check_user_id(user_id: object) -> None:
@@ -495,6 +538,11 @@ def _check_user_id(user_id: object) -> None:
         raise InvalidParameterError(
             f"user_id must be 1 to {MAX_USER_ID_LENGTH} characters without NUL"
         )
+
+
+def _store_error(action: str, error: Exception) -> StoreError:
+    """The StoreError for a backend exception; only its type is named (messages can hold data)."""
+    return StoreError(f"the store failed during {action} ({type(error).__name__})")
 
 
 class _store_errors:  # noqa: N801 - used like a function: `with _store_errors("verify"):`

@@ -45,17 +45,18 @@ class _Row:
 
     def snapshot(self) -> UserRecord:
         """Return the row as a frozen record."""
+        # Positional: measurably cheaper on the verify path than keywords.
         return UserRecord(
-            user_id=self.user_id,
-            status=self.status,
-            secret=self.secret,
-            generation=self.generation,
-            last_step=self.last_step,
-            drift=self.drift,
-            failures=self.failures,
-            last_failure_at=self.last_failure_at,
-            locked_at=self.locked_at,
-            recovery_hashes=self.recovery_hashes,
+            self.user_id,
+            self.status,
+            self.secret,
+            self.generation,
+            self.last_step,
+            self.drift,
+            self.failures,
+            self.last_failure_at,
+            self.locked_at,
+            self.recovery_hashes,
         )
 
     def clear_failures(self) -> None:

@@ -15,8 +15,8 @@ therefore never succeed after an admin reset, however the calls interleave.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["Attempt", "Limits", "Status", "Store", "UserRecord"]
 
@@ -32,9 +32,11 @@ class Status(enum.Enum):
     ACTIVE = "active"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UserRecord:
+class UserRecord(NamedTuple):
     """Everything stored about one user's second factor, and nothing derived from it.
+
+    Immutable; a named tuple rather than a frozen dataclass because stores build one on every
+    verification and a tuple is several times cheaper to construct.
 
     Attributes:
         user_id: The host application's identifier for the user.
@@ -52,14 +54,22 @@ class UserRecord:
 
     user_id: str
     status: Status
-    secret: bytes = field(repr=False)
+    secret: bytes
     generation: int
     last_step: int | None = None
     drift: int = 0
     failures: int = 0
     last_failure_at: float | None = None
     locked_at: float | None = None
-    recovery_hashes: tuple[str, ...] = field(default=(), repr=False)
+    recovery_hashes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"UserRecord(user_id={self.user_id!r}, status={self.status}, "
+            f"generation={self.generation}, last_step={self.last_step}, drift={self.drift}, "
+            f"failures={self.failures}, last_failure_at={self.last_failure_at}, "
+            f"locked_at={self.locked_at}, recovery_codes={len(self.recovery_hashes)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,7 @@ class Limits:
     lockout: int
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """What :meth:`Store.begin_attempt` decided.
 
     Attributes:

@@ -1,0 +1,356 @@
+"""StoreContract: the test suite every :class:`~totpcore.Store` must pass.
+
+Host applications that write their own store run it by inheritance, with pytest::
+
+    import pytest
+    from totpcore.testing import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store(self):
+            store = MyStore(...)
+            yield store
+            store.drop_everything()
+
+Each test proves one guarantee of the protocol, including the atomic ones under real threads.
+This module imports pytest, so it is only for test suites; the library never imports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from totpcore.stores.protocol import Limits, Status, Store, UserRecord
+
+__all__ = ["StoreContract"]
+
+T = TypeVar("T")
+
+#: The default policy's throttle: 5 free failures, 1 s doubling to 15 min, lock at 100.
+LIMITS = Limits(free=5, base=1.0, cap=900.0, lockout=100)
+NOW = 1_700_000_000.0
+THREADS = 16
+
+
+def _record(user_id: str = "alice", *, status: Status = Status.ACTIVE, **fields: Any) -> UserRecord:
+    """A record with plausible values; ``fields`` override them."""
+    values: dict[str, Any] = {
+        "user_id": user_id,
+        "status": status,
+        "secret": b"\x00secret\xffbytes\x00" + user_id.encode(),
+        "generation": 7,
+    }
+    values.update(fields)
+    return UserRecord(**values)
+
+
+def _race(count: int, action: Callable[[int], T]) -> list[T]:
+    """Run ``action(i)`` in ``count`` threads released together; return the results."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = action(index)
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+class StoreContract:
+    """Subclass this and provide a ``store`` fixture yielding an empty store."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        """Override: return (or yield) a new, empty store."""
+        raise NotImplementedError("subclasses of StoreContract provide a 'store' fixture")
+
+    # --- records -------------------------------------------------------------------------
+
+    def test_is_a_store(self, store: Store) -> None:
+        """The store satisfies the runtime-checkable Store protocol."""
+        assert isinstance(store, Store)
+
+    def test_insert_then_get_round_trips_every_field(self, store: Store) -> None:
+        """A record comes back exactly as inserted: bytes, big steps, floats, hashes, unicode."""
+        record = _record(
+            "Zoë 日本 <x@y>",
+            last_step=2**40 + 3,
+            drift=-1440,
+            failures=3,
+            last_failure_at=NOW + 0.25,
+            locked_at=None,
+            recovery_hashes=("h1$a", "h2$b"),
+        )
+        assert store.insert(record) is True
+        assert store.get(record.user_id) == record
+
+    def test_get_missing_is_none(self, store: Store) -> None:
+        """An unknown user has no record."""
+        assert store.get("nobody") is None
+
+    def test_insert_never_overwrites(self, store: Store) -> None:
+        """A second insert for the same user fails and leaves the first record."""
+        first = _record()
+        assert store.insert(first)
+        assert store.insert(_record(generation=8, status=Status.SETUP_PENDING)) is False
+        assert store.get("alice") == first
+
+    def test_user_ids_sorted(self, store: Store) -> None:
+        """user_ids lists every user, sorted."""
+        for name in ("carol", "alice", "bob"):
+            store.insert(_record(name))
+        assert store.user_ids() == ["alice", "bob", "carol"]
+
+    def test_replace_checks_generation(self, store: Store) -> None:
+        """replace works only against the generation read, so a concurrent reset is not lost."""
+        store.insert(_record(last_step=5))
+        fresh = _record(generation=9, status=Status.SETUP_PENDING)
+        assert store.replace(fresh, generation=6) is False
+        assert store.get("alice") == _record(last_step=5)
+        assert store.replace(fresh, generation=7) is True
+        assert store.get("alice") == fresh
+
+    def test_delete(self, store: Store) -> None:
+        """delete removes the record and reports whether there was one."""
+        store.insert(_record())
+        assert store.delete("alice") is True
+        assert store.get("alice") is None
+        assert store.delete("alice") is False
+
+    # --- throttling ----------------------------------------------------------------------
+
+    def test_attempt_on_missing_user(self, store: Store) -> None:
+        """No record: nothing charged, nothing allowed."""
+        attempt = store.begin_attempt("nobody", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert attempt.record is None
+        assert attempt.allowed is False
+
+    def test_attempt_with_wrong_status_is_not_charged(self, store: Store) -> None:
+        """A pending user's login attempt is refused without being counted."""
+        store.insert(_record(status=Status.SETUP_PENDING))
+        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert attempt.allowed is False
+        assert attempt.record is not None
+        assert attempt.record.status is Status.SETUP_PENDING
+        assert store.get("alice") == _record(status=Status.SETUP_PENDING)
+
+    def test_attempts_are_charged_before_evaluation(self, store: Store) -> None:
+        """Each allowed attempt raises failures by one and stamps the time."""
+        store.insert(_record())
+        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert attempt.allowed is True
+        assert attempt.record is not None
+        assert (attempt.record.failures, attempt.record.last_failure_at) == (1, NOW)
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.failures == 1
+
+    def test_free_failures_then_doubling_delay(self, store: Store) -> None:
+        """Five attempts pass at once; then 1 s, 2 s, 4 s ... must pass between attempts."""
+        store.insert(_record())
+        now = NOW
+        for _ in range(LIMITS.free):
+            assert store.begin_attempt(
+                "alice", status=Status.ACTIVE, now=now, limits=LIMITS
+            ).allowed
+        for delay in (1.0, 2.0, 4.0, 8.0):
+            early = store.begin_attempt(
+                "alice", status=Status.ACTIVE, now=now + delay - 0.01, limits=LIMITS
+            )
+            assert early.allowed is False
+            now += delay
+            assert store.begin_attempt(
+                "alice", status=Status.ACTIVE, now=now, limits=LIMITS
+            ).allowed
+
+    def test_delay_is_capped(self, store: Store) -> None:
+        """With many failures the delay stops growing at the cap."""
+        store.insert(_record(failures=60, last_failure_at=NOW))
+        limits = LIMITS
+        assert not store.begin_attempt(
+            "alice", status=Status.ACTIVE, now=NOW + limits.cap - 1, limits=limits
+        ).allowed
+        assert store.begin_attempt(
+            "alice", status=Status.ACTIVE, now=NOW + limits.cap, limits=limits
+        ).allowed
+
+    def test_lockout(self, store: Store) -> None:
+        """The attempt that reaches the limit sets locked_at; none is allowed after, ever."""
+        store.insert(_record(failures=LIMITS.lockout - 1, last_failure_at=NOW - 10_000))
+        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert attempt.allowed is True
+        assert attempt.record is not None
+        assert attempt.record.locked_at == NOW
+        later = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW + 1e7, limits=LIMITS)
+        assert later.allowed is False
+        assert store.unlock("alice") is True
+        unlocked = store.get("alice")
+        assert unlocked is not None
+        assert (unlocked.failures, unlocked.locked_at, unlocked.last_failure_at) == (0, None, None)
+        assert store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).allowed
+
+    def test_unlock_missing_user(self, store: Store) -> None:
+        """unlock reports a missing user."""
+        assert store.unlock("nobody") is False
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def test_mark_used_is_compare_and_set(self, store: Store) -> None:
+        """Only a step above the last one wins; the equal step wins only in API mode."""
+        store.insert(_record(failures=3, last_failure_at=NOW))
+        assert store.mark_used("alice", generation=7, step=100, drift=-2, allow_equal=False)
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.last_step, stored.drift, stored.failures, stored.last_failure_at) == (
+            100,
+            -2,
+            0,
+            None,
+        )
+        assert not store.mark_used("alice", generation=7, step=100, drift=0, allow_equal=False)
+        assert not store.mark_used("alice", generation=7, step=99, drift=0, allow_equal=True)
+        assert store.mark_used("alice", generation=7, step=100, drift=0, allow_equal=True)
+        assert store.mark_used("alice", generation=7, step=101, drift=0, allow_equal=False)
+
+    def test_failed_mark_used_changes_nothing(self, store: Store) -> None:
+        """A lost compare-and-set leaves the record exactly as it was (failures included)."""
+        before = _record(last_step=50, failures=2, last_failure_at=NOW, drift=3)
+        store.insert(before)
+        assert not store.mark_used("alice", generation=7, step=50, drift=9, allow_equal=False)
+        assert not store.mark_used("alice", generation=8, step=51, drift=9, allow_equal=False)
+        assert store.get("alice") == before
+
+    def test_mark_used_needs_active(self, store: Store) -> None:
+        """A pending record cannot have steps marked used (setup goes through activate)."""
+        store.insert(_record(status=Status.SETUP_PENDING))
+        assert not store.mark_used("alice", generation=7, step=1, drift=0, allow_equal=True)
+        assert not store.mark_used("nobody", generation=7, step=1, drift=0, allow_equal=True)
+
+    def test_activate(self, store: Store) -> None:
+        """activate moves pending to active with the confirming step used, once."""
+        store.insert(_record(status=Status.SETUP_PENDING, failures=2, last_failure_at=NOW))
+        assert not store.activate("alice", generation=1, step=10, drift=0)
+        assert store.activate("alice", generation=7, step=10, drift=1)
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.status, stored.last_step, stored.drift, stored.failures) == (
+            Status.ACTIVE,
+            10,
+            1,
+            0,
+        )
+        assert not store.activate("alice", generation=7, step=11, drift=0)
+
+    def test_resync_moves_backwards_only_from_the_step_read(self, store: Store) -> None:
+        """resync may move last_step back, but only if nobody moved it since it was read."""
+        store.insert(_record(last_step=500))
+        assert not store.resync("alice", generation=7, expected_last_step=499, step=10, drift=-5)
+        assert store.resync("alice", generation=7, expected_last_step=500, step=10, drift=-5)
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.last_step, stored.drift) == (10, -5)
+        store.insert(_record("bob"))
+        assert store.resync("bob", generation=7, expected_last_step=None, step=3, drift=1)
+
+    # --- recovery codes ------------------------------------------------------------------
+
+    def test_recovery_hashes_are_consumed_once(self, store: Store) -> None:
+        """A hash can be consumed once; consuming clears failures; others remain."""
+        store.insert(_record(failures=4, last_failure_at=NOW))
+        assert store.set_recovery_hashes("alice", generation=7, hashes=("a$1", "b$2", "c$3"))
+        assert store.consume_recovery_hash("alice", generation=7, code_hash="b$2")
+        assert not store.consume_recovery_hash("alice", generation=7, code_hash="b$2")
+        assert not store.consume_recovery_hash("alice", generation=7, code_hash="zzz")
+        assert not store.consume_recovery_hash("alice", generation=6, code_hash="a$1")
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.recovery_hashes, stored.failures) == (("a$1", "c$3"), 0)
+
+    def test_recovery_hashes_replace_and_need_active(self, store: Store) -> None:
+        """A new set replaces the old; a pending user cannot get one."""
+        store.insert(_record(recovery_hashes=("old$1",)))
+        assert store.set_recovery_hashes("alice", generation=7, hashes=("new$1",))
+        assert not store.consume_recovery_hash("alice", generation=7, code_hash="old$1")
+        store.insert(_record("bob", status=Status.SETUP_PENDING))
+        assert not store.set_recovery_hashes("bob", generation=7, hashes=("x$1",))
+
+    # --- concurrency ---------------------------------------------------------------------
+
+    def test_parallel_mark_used_has_one_winner(self, store: Store) -> None:
+        """16 threads marking the same step: exactly one wins, in each of 20 rounds.
+
+        Seen failing against a read-then-write mark_used (tests/test_concurrency.py keeps such
+        a store and checks that this kind of race is caught).
+        """
+        store.insert(_record())
+        for step in range(1, 21):
+            results = _race(
+                THREADS,
+                lambda _: store.mark_used(
+                    "alice", generation=7, step=step, drift=0, allow_equal=False
+                ),
+            )
+            assert results.count(True) == 1, f"step {step}: {results.count(True)} winners"
+
+    def test_parallel_attempts_are_counted_exactly(self, store: Store) -> None:
+        """40 simultaneous attempts: exactly the 5 free ones are allowed, and counted.
+
+        Seen failing against a read-then-write begin_attempt, which lets many more through.
+        """
+        store.insert(_record())
+        results = _race(
+            40,
+            lambda _: (
+                store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).allowed
+            ),
+        )
+        assert results.count(True) == LIMITS.free
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.failures == LIMITS.free
+
+    def test_parallel_attempts_never_pass_the_lock(self, store: Store) -> None:
+        """Near the lockout, parallel attempts are allowed only up to the limit, never past."""
+        store.insert(_record(failures=LIMITS.lockout - 3, last_failure_at=NOW - 1e6))
+        limits = Limits(free=LIMITS.lockout, base=1.0, cap=1.0, lockout=LIMITS.lockout)
+        results = _race(
+            THREADS,
+            lambda _: (
+                store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=limits).allowed
+            ),
+        )
+        assert results.count(True) == 3
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.failures == LIMITS.lockout
+        assert stored.locked_at is not None
+
+    def test_parallel_recovery_consumption_has_one_winner(self, store: Store) -> None:
+        """16 threads consuming the same recovery hash: exactly one wins, each round."""
+        store.insert(_record())
+        for round_number in range(10):
+            code_hash = f"hash${round_number}"
+            store.set_recovery_hashes("alice", generation=7, hashes=(code_hash, "other$x"))
+            results = _race(
+                THREADS,
+                lambda _: store.consume_recovery_hash("alice", generation=7, code_hash=code_hash),
+            )
+            assert results.count(True) == 1
+            stored = store.get("alice")
+            assert stored is not None
+            assert stored.recovery_hashes == ("other$x",)

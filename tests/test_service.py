@@ -1,0 +1,599 @@
+"""TwoFactor: the product flow end to end, on every built-in store."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from totpcore import (
+    TOTP,
+    AESGCMCipher,
+    CipherError,
+    InvalidParameterError,
+    InvalidTimeError,
+    InvalidURIError,
+    MemoryStore,
+    Policy,
+    Reason,
+    SQLiteStore,
+    Status,
+    Store,
+    StoreError,
+    TotpcoreError,
+    TwoFactor,
+    UserStateError,
+)
+
+START = 1_700_000_010.0  # 10 s into a step, so small clock moves stay in the same step
+FAST = Policy(recovery_iterations=1_000)  # recovery hashing cheap enough for many tests
+
+
+class Clock:
+    """An injectable clock the tests move by hand."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock standing at START."""
+    return Clock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each built-in store in turn."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        sqlite = SQLiteStore(tmp_path / "service.sqlite3")
+        yield sqlite
+        sqlite.close()
+
+
+@pytest.fixture
+def service(store: Store, clock: Clock) -> TwoFactor:
+    """A TwoFactor on the store, with the test clock."""
+    return TwoFactor(store, issuer="Example Co", policy=FAST, clock=clock)
+
+
+def enrol(service: TwoFactor, clock: Clock, user_id: str = "alice") -> TOTP:
+    """Enable and set up a user; return the phone's TOTP. The setup step counts as used."""
+    service.enable(user_id)
+    phone = TOTP.from_secret(service.begin_setup(user_id).secret)
+    assert service.complete_setup(user_id, phone.generate(clock.now))
+    clock.advance(30)
+    return phone
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+def test_enable_and_status(service: TwoFactor) -> None:
+    """enable makes a user SETUP_PENDING; unknown users are DISABLED; enable is idempotent."""
+    assert service.status("alice") is Status.DISABLED
+    assert service.enable("alice") is Status.SETUP_PENDING
+    assert service.status("alice") is Status.SETUP_PENDING
+    secret = service.begin_setup("alice").secret
+    assert service.enable("alice") is Status.SETUP_PENDING
+    assert service.begin_setup("alice").secret == secret
+
+
+def test_enable_many_checks_every_id_first(service: TwoFactor) -> None:
+    """A bad id anywhere in the batch enables nobody."""
+    with pytest.raises(InvalidParameterError):
+        service.enable_many(["alice", "", "bob"])
+    assert service.status("alice") is Status.DISABLED
+    assert service.enable_many(["alice", "bob"]) == {
+        "alice": Status.SETUP_PENDING,
+        "bob": Status.SETUP_PENDING,
+    }
+
+
+def test_setup_shows_the_same_secret_until_confirmed(service: TwoFactor, clock: Clock) -> None:
+    """Several phones can scan: begin_setup repeats the secret; after setup it is never shown."""
+    service.enable("alice")
+    first = service.begin_setup("alice", account_name="alice@example.com")
+    second = service.begin_setup("alice", account_name="alice@example.com")
+    assert first.secret == second.secret
+    assert first.uri == second.uri
+    assert first.uri.startswith("otpauth://totp/Example%20Co:alice%40example.com?secret=")
+    assert TOTP.from_uri(first.uri) == TOTP.from_secret(first.secret)
+    phone = TOTP.from_secret(first.secret)
+    verdict = service.complete_setup("alice", phone.generate(clock.now))
+    assert verdict
+    assert service.status("alice") is Status.ACTIVE
+    with pytest.raises(UserStateError, match="setup_pending"):
+        service.begin_setup("alice")
+
+
+def test_provisioning_repr_hides_secret(service: TwoFactor) -> None:
+    """The setup secret and URI stay out of repr."""
+    service.enable("alice")
+    provisioning = service.begin_setup("alice")
+    assert provisioning.secret not in repr(provisioning)
+    assert "otpauth" not in repr(provisioning)
+
+
+def test_complete_setup_rules(service: TwoFactor, clock: Clock) -> None:
+    """Wrong and malformed codes keep the user pending; the confirming step counts as used."""
+    service.enable("alice")
+    phone = TOTP.from_secret(service.begin_setup("alice").secret)
+    assert service.complete_setup("alice", "abc").reason is Reason.MALFORMED
+    wrong = f"{(int(phone.generate(clock.now)) + 1) % 10**6:06d}"
+    assert service.complete_setup("alice", wrong).reason is Reason.INVALID
+    assert service.status("alice") is Status.SETUP_PENDING
+    code = phone.generate(clock.now)
+    assert service.complete_setup("alice", code).reason is Reason.ACCEPTED
+    assert service.verify("alice", code).reason is Reason.REPLAYED
+    with pytest.raises(UserStateError):
+        service.complete_setup("alice", code)
+
+
+def test_wrong_state_admin_calls_raise(service: TwoFactor, clock: Clock) -> None:
+    """Admin and setup calls in the wrong state raise UserStateError saying why."""
+    with pytest.raises(UserStateError, match="disabled"):
+        service.begin_setup("alice")
+    with pytest.raises(UserStateError, match="disabled"):
+        service.complete_setup("alice", "123456")
+    service.enable("alice")
+    with pytest.raises(UserStateError, match="setup_pending"):
+        service.reset("alice")
+    with pytest.raises(UserStateError, match="setup_pending"):
+        service.new_recovery_codes("alice")
+    with pytest.raises(UserStateError):
+        service.unlock("nobody")
+
+
+def test_verify_before_setup_and_when_disabled(service: TwoFactor, clock: Clock) -> None:
+    """Login checks report NOT_ENABLED and SETUP_REQUIRED instead of raising."""
+    assert service.verify("alice", "123456").reason is Reason.NOT_ENABLED
+    assert service.verify("alice", "x").reason is Reason.NOT_ENABLED
+    service.enable("alice")
+    assert service.verify("alice", "123456").reason is Reason.SETUP_REQUIRED
+    assert service.verify_request("alice", "nope").reason is Reason.SETUP_REQUIRED
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert stored.failures == 0  # a pending user's login is not charged
+
+
+def test_reset_kills_the_old_secret(service: TwoFactor, clock: Clock) -> None:
+    """After reset the old phone's codes fail, setup is required, recovery codes are gone."""
+    phone = enrol(service, clock)
+    codes = service.new_recovery_codes("alice")
+    old_secret = phone.key
+    service.reset("alice")
+    assert service.status("alice") is Status.SETUP_PENDING
+    assert service.verify("alice", phone.generate(clock.now)).reason is Reason.SETUP_REQUIRED
+    new = service.begin_setup("alice")
+    assert TOTP.from_secret(new.secret).key != old_secret
+    new_phone = TOTP.from_secret(new.secret)
+    assert not service.complete_setup("alice", phone.generate(clock.now))
+    assert service.complete_setup("alice", new_phone.generate(clock.now))
+    clock.advance(30)
+    assert not service.verify("alice", phone.generate(clock.now))
+    assert not service.use_recovery_code("alice", codes[0])
+
+
+def test_disable(service: TwoFactor, clock: Clock) -> None:
+    """disable removes the factor; a second disable is a no-op."""
+    enrol(service, clock)
+    assert service.disable("alice") is True
+    assert service.status("alice") is Status.DISABLED
+    assert service.disable("alice") is False
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+def test_login_accepts_each_step_once(service: TwoFactor, clock: Clock) -> None:
+    """A code is accepted once; the same code again is REPLAYED (RFC 6238 §5.2)."""
+    phone = enrol(service, clock)
+    code = phone.generate(clock.now)
+    verdict = service.verify("alice", code)
+    assert verdict
+    assert verdict.reason is Reason.ACCEPTED
+    replay = service.verify("alice", code)
+    assert not replay
+    assert replay.reason is Reason.REPLAYED
+    assert (
+        replay.message == service.verify("alice", "000000").message
+    )  # attacker sees no difference
+
+
+def test_login_refuses_an_older_step_after_a_newer_one(service: TwoFactor, clock: Clock) -> None:
+    """After step n is used, step n-1 (still inside the window) is REPLAYED."""
+    phone = enrol(service, clock)
+    assert service.verify("alice", phone.generate(clock.now))
+    assert service.verify("alice", phone.generate(clock.now - 30)).reason is Reason.REPLAYED
+
+
+def test_api_header_mode_repeats_the_last_step_only(service: TwoFactor, clock: Clock) -> None:
+    """verify_request accepts the last accepted step again while in the window, never older."""
+    phone = enrol(service, clock)
+    code = phone.generate(clock.now)
+    for _ in range(5):
+        assert service.verify_request("alice", code)
+    assert service.verify_request("alice", phone.generate(clock.now - 30)).reason is Reason.REPLAYED
+    clock.advance(30)
+    assert service.verify_request("alice", code)  # one step old: still inside window 1
+    clock.advance(30)
+    assert service.verify_request("alice", code).reason is Reason.INVALID  # outside the window
+    assert not service.verify("alice", phone.generate(clock.now - 60))
+
+
+def test_login_never_repeats_even_after_api_use(service: TwoFactor, clock: Clock) -> None:
+    """Login mode refuses a step that API mode already accepted."""
+    phone = enrol(service, clock)
+    code = phone.generate(clock.now)
+    assert service.verify_request("alice", code)
+    assert service.verify("alice", code).reason is Reason.REPLAYED
+
+
+def test_window_and_malformed_codes(service: TwoFactor, clock: Clock) -> None:
+    """Codes two steps away fail; grouped codes pass; malformed codes are not charged."""
+    phone = enrol(service, clock)
+    assert service.verify("alice", phone.generate(clock.now + 60)).reason is Reason.INVALID
+    code = phone.generate(clock.now)
+    assert service.verify("alice", f"{code[:3]} {code[3:]}")
+    for bad in ("12345", "１２３４５６", "12345a", "", "123_456"):
+        assert service.verify("alice", bad).reason is Reason.MALFORMED
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert stored.failures == 0
+
+
+def test_drift_is_learned_and_centres_the_window(service: TwoFactor, clock: Clock) -> None:
+    """A phone losing 30 s per minute is followed step by step, then accepted 4 steps behind."""
+    phone = enrol(service, clock)
+    slow = 0
+    for expected_drift in (-1, -2, -3):
+        clock.advance(60)
+        slow -= 30
+        verdict = service.verify("alice", phone.generate(clock.now + slow))
+        assert verdict, verdict
+        assert verdict.drift == expected_drift
+    assert "slow" in verdict.detail
+    clock.advance(60)
+    assert service.verify("alice", phone.generate(clock.now - 120))  # -4: inside -3 ± 1
+    assert not service.verify("alice", phone.generate(clock.now))  # +0 is now outside
+
+
+def test_drift_learning_can_be_turned_off(store: Store, clock: Clock) -> None:
+    """With learn_drift=False the window stays on the server's clock."""
+    service = TwoFactor(
+        store, issuer="X", clock=clock, policy=dataclasses.replace(FAST, learn_drift=False)
+    )
+    phone = enrol(service, clock)
+    clock.advance(30)
+    verdict = service.verify("alice", phone.generate(clock.now - 30))
+    assert verdict
+    assert verdict.drift == 0
+
+
+def test_resync_a_phone_two_hours_slow(service: TwoFactor, clock: Clock) -> None:
+    """Two consecutive codes from a phone 2 h slow resynchronise it, even backwards."""
+    phone = enrol(service, clock)
+    assert service.verify("alice", phone.generate(clock.now))
+    clock.advance(30)
+    slow = clock.now - 7200
+    assert not service.verify("alice", phone.generate(slow))
+    verdict = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
+    assert verdict
+    assert verdict.drift == -240
+    assert verdict.detail == "code accepted; the device clock is about 2 hours slow"
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert stored.last_step == phone.counter_at(slow)
+    assert service.verify("alice", phone.generate(slow)).reason is Reason.REPLAYED
+    clock.advance(30)
+    assert service.verify("alice", phone.generate(clock.now - 7200))
+    # The same pair again is a replay, not a second resync.
+    again = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
+    assert again.reason is Reason.REPLAYED
+
+
+def test_resync_refuses_codes_that_are_not_consecutive(service: TwoFactor, clock: Clock) -> None:
+    """Codes from steps two apart, or beyond 12 hours, do not resynchronise."""
+    phone = enrol(service, clock)
+    assert (
+        service.resync(
+            "alice", phone.generate(clock.now - 600), phone.generate(clock.now - 540)
+        ).reason
+        is Reason.INVALID
+    )
+    far = clock.now - 13 * 3600
+    assert service.resync("alice", phone.generate(far), phone.generate(far + 30)).reason is (
+        Reason.INVALID
+    )
+    assert service.resync("alice", "abc", "123456").reason is Reason.MALFORMED
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+
+def wrong_code(phone: TOTP, at: float) -> str:
+    """A well-formed code no step near ``at`` produces."""
+    near = {phone.generate(at + 30 * d) for d in range(-3, 4)}
+    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+
+
+def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> None:
+    """Five wrong codes are free; then the right code is THROTTLED for 1 s, 2 s, 4 s ..."""
+    phone = enrol(service, clock)
+    bad = wrong_code(phone, clock.now)
+    for _ in range(5):
+        assert service.verify("alice", bad).reason is Reason.INVALID
+    throttled = service.verify("alice", phone.generate(clock.now))
+    assert throttled.reason is Reason.THROTTLED
+    assert throttled.retry_after == pytest.approx(1.0)
+    clock.advance(1.0)
+    assert service.verify("alice", bad).reason is Reason.INVALID
+    throttled = service.verify("alice", phone.generate(clock.now))
+    assert throttled.retry_after == pytest.approx(2.0)
+    clock.advance(2.0)
+    assert service.verify("alice", phone.generate(clock.now))  # success clears the count
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert stored.failures == 0
+
+
+def test_throttled_codes_are_not_evaluated(service: TwoFactor, clock: Clock) -> None:
+    """While throttled, even the right code is refused without computing any HMAC."""
+    phone = enrol(service, clock)
+    bad = wrong_code(phone, clock.now)
+    for _ in range(5):
+        service.verify("alice", bad)
+    service._otp.cache_clear()
+    calls: list[Any] = []
+    original = service._build_otp
+
+    def spy(*args: Any) -> TOTP:
+        calls.append(args)
+        return original(*args)
+
+    service._build_otp = spy  # type: ignore[method-assign]
+    service._otp = spy  # type: ignore[method-assign]
+    assert service.verify("alice", phone.generate(clock.now)).reason is Reason.THROTTLED
+    assert calls == []
+
+
+def test_lock_after_100_failures_needs_an_admin(service: TwoFactor, clock: Clock) -> None:
+    """The 100th consecutive failure locks the user until an admin unlocks them."""
+    phone = enrol(service, clock)
+    bad = wrong_code(phone, clock.now)
+    for _ in range(100):
+        verdict = service.verify("alice", bad)
+        assert verdict.reason is Reason.INVALID
+        clock.advance(FAST.max_delay)
+    locked = service.verify("alice", phone.generate(clock.now))
+    assert locked.reason is Reason.LOCKED
+    assert locked.message.startswith("Too many attempts")
+    clock.advance(86400 * 30)
+    assert service.verify("alice", phone.generate(clock.now)).reason is Reason.LOCKED
+    service.unlock("alice")
+    assert service.verify("alice", phone.generate(clock.now))
+
+
+def test_recovery_and_resync_attempts_count(service: TwoFactor, clock: Clock) -> None:
+    """Wrong recovery codes and failed resyncs are charged like wrong OTPs."""
+    phone = enrol(service, clock)
+    service.new_recovery_codes("alice")
+    bad = wrong_code(phone, clock.now)
+    for _ in range(3):
+        assert service.use_recovery_code("alice", "0000-0000-0000").reason is Reason.INVALID
+    for _ in range(2):
+        assert service.resync("alice", bad, bad).reason is Reason.INVALID
+    assert service.verify("alice", phone.generate(clock.now)).reason is Reason.THROTTLED
+
+
+# --- recovery codes ------------------------------------------------------------------------
+
+
+def test_recovery_codes(service: TwoFactor, clock: Clock) -> None:
+    """Ten typable codes of 60 bits, stored only hashed, each usable once, forgiving input."""
+    enrol(service, clock)
+    codes = service.new_recovery_codes("alice")
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
+    for code in codes:
+        assert len(code) == 14
+        assert code[4] == code[9] == "-"
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert len(stored.recovery_hashes) == 10
+    for code in codes:
+        assert all(code.replace("-", "") not in entry for entry in stored.recovery_hashes)
+    # Typed in upper case, with spaces instead of hyphens: still accepted.
+    assert service.use_recovery_code("alice", codes[0].upper().replace("-", " "))
+    assert not service.use_recovery_code("alice", codes[0])
+    assert service.use_recovery_code("alice", codes[1])
+    assert service.use_recovery_code("alice", "not a code").reason is Reason.MALFORMED
+    new_codes = service.new_recovery_codes("alice")
+    assert not service.use_recovery_code("alice", codes[2])  # replaced by the new set
+    assert service.use_recovery_code("alice", new_codes[2])
+
+
+def test_recovery_code_alphabet_has_60_bits() -> None:
+    """12 characters from a 32-symbol alphabet: 60 bits, drawn uniformly."""
+    from totpcore.recovery import _ALPHABET, CODE_LENGTH, generate_recovery_codes
+
+    assert len(set(_ALPHABET)) == 32
+    assert CODE_LENGTH * math.log2(len(_ALPHABET)) >= 60
+    seen = set("".join(generate_recovery_codes(200)).replace("-", ""))
+    assert seen == set(_ALPHABET)
+
+
+# --- secrets at rest -----------------------------------------------------------------------
+
+
+def test_cipher_keeps_only_ciphertext_in_the_store(store: Store, clock: Clock) -> None:
+    """With a cipher the store never holds the key; a ciphertext moved to another user fails."""
+    cipher = AESGCMCipher(AESGCM.generate_key(bit_length=256))
+    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock, cipher=cipher)
+    phone = enrol(service, clock)
+    stored = store.get("alice")
+    assert stored is not None
+    assert phone.key not in stored.secret
+    assert service.verify("alice", phone.generate(clock.now))
+    service.enable("mallory")
+    mallory = store.get("mallory")
+    assert mallory is not None
+    store.replace(mallory._replace(secret=stored.secret), generation=mallory.generation)
+    with pytest.raises(CipherError):
+        service.begin_setup("mallory")
+
+
+def test_wrong_cipher_key_fails_closed(store: Store, clock: Clock) -> None:
+    """A service with the wrong key raises CipherError instead of accepting anything."""
+    service = TwoFactor(
+        store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
+    )
+    phone = enrol(service, clock)
+    other = TwoFactor(
+        store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
+    )
+    with pytest.raises(CipherError):
+        other.verify("alice", phone.generate(clock.now))
+
+
+# --- failing stores ------------------------------------------------------------------------
+
+
+class FailingStore(MemoryStore):
+    """A MemoryStore whose chosen operation raises, as a broken database would."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == object.__getattribute__(self, "failing"):
+
+            def broken(*args: Any, **kwargs: Any) -> Any:
+                raise OSError("disk on fire; secret=JBSWY3DPEHPK3PXP")
+
+            return broken
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize(
+    ("operation", "code"),
+    [("begin_attempt", "valid"), ("mark_used", "valid"), ("get", "malformed")],
+)
+def test_store_failure_is_never_acceptance(clock: Clock, operation: str, code: str) -> None:
+    """A store that fails mid-verify raises StoreError (a TotpcoreError), never ACCEPTED."""
+    store = FailingStore("none")
+    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+    phone = enrol(service, clock)
+    store.failing = operation
+    with pytest.raises(StoreError) as caught:
+        service.verify("alice", phone.generate(clock.now) if code == "valid" else "x")
+    assert "JBSWY3DP" not in str(caught.value)
+    store.failing = "none"
+    stored = store.get("alice")
+    assert stored is not None
+    assert stored.last_step == phone.counter_at(clock.now - 30)  # nothing was marked used
+
+
+def test_store_failure_on_admin_calls(clock: Clock) -> None:
+    """Admin calls wrap backend errors too."""
+    service = TwoFactor(FailingStore("insert"), issuer="X", policy=FAST, clock=clock)
+    with pytest.raises(StoreError):
+        service.enable("alice")
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user_id", "error"),
+    [
+        ("", InvalidParameterError),
+        ("a" * 257, InvalidParameterError),
+        ("a\0b", InvalidParameterError),
+        (42, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_bad_user_ids(service: TwoFactor, user_id: Any, error: type[Exception]) -> None:
+    """User ids are non-empty strings of at most 256 characters without NUL."""
+    for call in (service.enable, service.status, service.disable):
+        with pytest.raises(error):
+            call(user_id)
+    with pytest.raises(error):
+        service.verify(user_id, "123456")
+
+
+@pytest.mark.parametrize("code", [123456, None, b"123456"])
+def test_non_string_codes(service: TwoFactor, clock: Clock, code: Any) -> None:
+    """Codes must be strings: anything else is a TypeError before the store is touched."""
+    enrol(service, clock)
+    for call in (service.verify, service.verify_request, service.use_recovery_code):
+        with pytest.raises(TypeError):
+            call("alice", code)
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, -1.0])
+def test_bad_clock(store: Store, now: float) -> None:
+    """A clock returning NaN, infinity or a negative time is refused, not used."""
+    service = TwoFactor(store, issuer="X", policy=FAST, clock=lambda: now)
+    service.enable("alice")
+    with pytest.raises(InvalidTimeError):
+        service.verify("alice", "123456")
+
+
+def test_constructor_checks(store: Store) -> None:
+    """Wrong kinds of store, policy, clock or cipher, and a bad issuer, are refused."""
+    with pytest.raises(TypeError):
+        TwoFactor(object(), issuer="X")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        TwoFactor(store, issuer="X", policy={"window": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        TwoFactor(store, issuer="X", clock=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        TwoFactor(store, issuer="X", cipher=object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidURIError):
+        TwoFactor(store, issuer="Bad:Issuer")
+
+
+BAD_POLICIES: dict[str, tuple[dict[str, Any], type[Exception]]] = {
+    "window too wide": ({"window": 11}, InvalidParameterError),
+    "lockout above NIST 100": ({"lockout_failures": 101}, InvalidParameterError),
+    "free above lockout": ({"free_failures": 20, "lockout_failures": 10}, InvalidParameterError),
+    "negative delay": ({"base_delay": -1.0}, InvalidParameterError),
+    "cap below base": ({"base_delay": 10.0, "max_delay": 5.0}, InvalidParameterError),
+    "short secrets": ({"secret_bits": 80}, InvalidParameterError),
+    "digits": ({"digits": 9}, InvalidParameterError),
+    "algorithm": ({"algorithm": "MD5"}, InvalidParameterError),
+    "no recovery codes": ({"recovery_codes": 0}, InvalidParameterError),
+    "learn_drift not bool": ({"learn_drift": 1}, TypeError),
+    "delay as str": ({"base_delay": "1"}, TypeError),
+}
+
+
+@pytest.mark.parametrize(("options", "error"), BAD_POLICIES.values(), ids=BAD_POLICIES.keys())
+def test_bad_policies(options: dict[str, Any], error: type[Exception]) -> None:
+    """Policy validates every option at construction."""
+    with pytest.raises(error):
+        Policy(**options)
+
+
+def test_only_totpcore_errors_escape(service: TwoFactor, clock: Clock) -> None:
+    """Every refusal above is a TotpcoreError; this checks the base class wiring once more."""
+    for error in (UserStateError, StoreError, CipherError):
+        assert issubclass(error, TotpcoreError)
