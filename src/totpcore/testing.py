@@ -117,7 +117,7 @@ class StoreContract:
         assert store.user_ids() == ["alice", "bob", "carol"]
 
     def test_replace_checks_generation(self, store: Store) -> None:
-        """replace works only against the generation read, so a concurrent reset is not lost."""
+        """Replace works only against the generation read, so a concurrent reset is not lost."""
         store.insert(_record(last_step=5))
         fresh = _record(generation=9, status=Status.SETUP_PENDING)
         assert store.replace(fresh, generation=6) is False
@@ -126,7 +126,7 @@ class StoreContract:
         assert store.get("alice") == fresh
 
     def test_delete(self, store: Store) -> None:
-        """delete removes the record and reports whether there was one."""
+        """Delete removes the record and reports whether there was one."""
         store.insert(_record())
         assert store.delete("alice") is True
         assert store.get("alice") is None
@@ -205,7 +205,7 @@ class StoreContract:
         assert store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).allowed
 
     def test_unlock_missing_user(self, store: Store) -> None:
-        """unlock reports a missing user."""
+        """Unlock reports a missing user."""
         assert store.unlock("nobody") is False
 
     # --- steps ---------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class StoreContract:
         assert not store.mark_used("nobody", generation=7, step=1, drift=0, allow_equal=True)
 
     def test_activate(self, store: Store) -> None:
-        """activate moves pending to active with the confirming step used, once."""
+        """Activate moves pending to active with the confirming step used, once."""
         store.insert(_record(status=Status.SETUP_PENDING, failures=2, last_failure_at=NOW))
         assert not store.activate("alice", generation=1, step=10, drift=0)
         assert store.activate("alice", generation=7, step=10, drift=1)
@@ -257,7 +257,7 @@ class StoreContract:
         assert not store.activate("alice", generation=7, step=11, drift=0)
 
     def test_resync_moves_backwards_only_from_the_step_read(self, store: Store) -> None:
-        """resync may move last_step back, but only if nobody moved it since it was read."""
+        """Resync may move last_step back, but only if nobody moved it since it was read."""
         store.insert(_record(last_step=500))
         assert not store.resync("alice", generation=7, expected_last_step=499, step=10, drift=-5)
         assert store.resync("alice", generation=7, expected_last_step=500, step=10, drift=-5)
@@ -301,7 +301,7 @@ class StoreContract:
         for step in range(1, 21):
             results = _race(
                 THREADS,
-                lambda _: store.mark_used(
+                lambda _, step=step: store.mark_used(  # type: ignore[misc]
                     "alice", generation=7, step=step, drift=0, allow_equal=False
                 ),
             )
@@ -348,7 +348,9 @@ class StoreContract:
             store.set_recovery_hashes("alice", generation=7, hashes=(code_hash, "other$x"))
             results = _race(
                 THREADS,
-                lambda _: store.consume_recovery_hash("alice", generation=7, code_hash=code_hash),
+                lambda _, code_hash=code_hash: store.consume_recovery_hash(  # type: ignore[misc]
+                    "alice", generation=7, code_hash=code_hash
+                ),
             )
             assert results.count(True) == 1
             stored = store.get("alice")

@@ -1,0 +1,315 @@
+"""Races: one code, one recovery code and a burst of guesses, from threads and processes.
+
+Each harness returns what it observed, so it runs twice: against the real stores, where the
+guarantee must hold, and against deliberately racy stores (read, pause, then write), where it
+must be seen breaking. The second half is the proof that these tests can fail.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from totpcore import (
+    TOTP,
+    MemoryStore,
+    Policy,
+    Reason,
+    SQLiteStore,
+    Store,
+    TwoFactor,
+    Verdict,
+    encode_secret,
+)
+from totpcore.stores.protocol import Attempt, Limits, Status
+
+START = 1_700_000_010.0
+# Generous free failures: the losers of each race are charged, and these tests are about the
+# compare-and-set, not the throttle (which has its own test below).
+RACE_POLICY = Policy(free_failures=100, lockout_failures=100, recovery_iterations=1_000)
+THREADS = 16
+PROCESSES = 8
+
+
+class Clock:
+    """A clock shared by the threads of one test, moved between rounds."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        """Return the current test time."""
+        return self.now
+
+
+def race(count: int, action: Callable[[], Verdict]) -> list[Verdict]:
+    """Run ``action`` in ``count`` threads released at once; return their verdicts."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = action()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def enrolled(store: Store, policy: Policy = RACE_POLICY) -> tuple[TwoFactor, TOTP, Clock]:
+    """An ACTIVE user 'alice' on ``store``; returns the service, her phone and the clock."""
+    clock = Clock()
+    service = TwoFactor(store, issuer="X", policy=policy, clock=clock)
+    service.enable("alice")
+    phone = TOTP.from_secret(service.begin_setup("alice").secret)
+    assert service.complete_setup("alice", phone.generate(clock.now))
+    return service, phone, clock
+
+
+def accepted_per_round(store: Store, rounds: int) -> list[int]:
+    """16 threads verify the same fresh code each round; return the acceptances per round."""
+    service, phone, clock = enrolled(store)
+    counts = []
+    for _ in range(rounds):
+        clock.now += 30
+        code = phone.generate(clock.now)
+        verdicts = race(THREADS, lambda code=code: service.verify("alice", code))  # type: ignore[misc]
+        counts.append(sum(1 for verdict in verdicts if verdict))
+    return counts
+
+
+def recovery_accepted_per_round(store: Store, rounds: int) -> list[int]:
+    """16 threads use the same recovery code each round; return the acceptances per round."""
+    service, _, _ = enrolled(store)
+    counts = []
+    for _ in range(rounds):
+        code = service.new_recovery_codes("alice")[0]
+        verdicts = race(THREADS, lambda code=code: service.use_recovery_code("alice", code))  # type: ignore[misc]
+        counts.append(sum(1 for verdict in verdicts if verdict))
+    return counts
+
+
+def guess_burst(store: Store) -> tuple[Counter[Reason], int, Verdict]:
+    """40 parallel wrong guesses under the default policy, then the right code.
+
+    Returns the verdict reasons, the stored failure count and the right code's verdict.
+    """
+    service, phone, clock = enrolled(store, Policy(recovery_iterations=1_000))
+    clock.now += 30
+    near = {phone.generate(clock.now + 30 * d) for d in (-1, 0, 1)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+    verdicts = race(40, lambda: service.verify("alice", wrong))
+    record = store.get("alice")
+    assert record is not None
+    return (
+        Counter(v.reason for v in verdicts),
+        record.failures,
+        service.verify("alice", phone.generate(clock.now)),
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store shared by all threads of a test."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        sqlite = SQLiteStore(tmp_path / "race.sqlite3")
+        yield sqlite
+        sqlite.close()
+
+
+def test_one_code_sixteen_threads(store: Store) -> None:
+    """One valid code verified by 16 threads at once is accepted exactly once, in 25 rounds.
+
+    Seen failing against a read-then-write store: see test_harness_catches_racy_mark_used,
+    which runs this harness on one and asserts the double acceptance it produces.
+    """
+    assert accepted_per_round(store, 25) == [1] * 25
+
+
+def test_one_recovery_code_sixteen_threads(store: Store) -> None:
+    """One recovery code used by 16 threads at once works exactly once, in 10 rounds.
+
+    Seen failing against a read-then-write store: see test_harness_catches_racy_consume.
+    """
+    assert recovery_accepted_per_round(store, 10) == [1] * 10
+
+
+def test_forty_parallel_guesses(store: Store) -> None:
+    """40 parallel wrong guesses: 5 evaluated, counted exactly, then the right code throttled.
+
+    Only the policy's 5 free attempts are evaluated, the stored failure count is exactly 5,
+    and the right code afterwards is THROTTLED with a retry_after.
+
+    Seen failing against a read-then-write store: see test_harness_catches_racy_attempts.
+    """
+    reasons, failures, after = guess_burst(store)
+    assert reasons[Reason.INVALID] == 5
+    assert reasons[Reason.THROTTLED] == 35
+    assert failures == 5
+    assert after.reason is Reason.THROTTLED
+    assert after.retry_after is not None
+    assert after.retry_after > 0
+
+
+# --- the racy stores that prove the harnesses can fail -------------------------------------
+
+
+class RacyMemoryStore(MemoryStore):
+    """A MemoryStore whose conditional writes read, pause, then write: the classic race."""
+
+    PAUSE = 0.002
+
+    def mark_used(
+        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
+    ) -> bool:
+        """Read-then-write compare-and-set (broken on purpose)."""
+        record = self.get(user_id)
+        if record is None or not (record.last_step is None or record.last_step < step):
+            return False
+        time.sleep(self.PAUSE)
+        with self._lock:
+            row = self._rows[user_id]
+            row.last_step, row.drift = step, drift
+            row.clear_failures()
+        return True
+
+    def consume_recovery_hash(self, user_id: str, *, generation: int, code_hash: str) -> bool:
+        """Read-then-write consumption (broken on purpose)."""
+        record = self.get(user_id)
+        if record is None or code_hash not in record.recovery_hashes:
+            return False
+        time.sleep(self.PAUSE)
+        with self._lock:
+            row = self._rows[user_id]
+            row.recovery_hashes = tuple(h for h in row.recovery_hashes if h != code_hash)
+        return True
+
+    def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
+        """Read-then-write charging (broken on purpose)."""
+        record = self.get(user_id)
+        if record is None or record.failures >= limits.free:
+            return Attempt(record, False)
+        time.sleep(self.PAUSE)
+        with self._lock:
+            row = self._rows[user_id]
+            row.failures = record.failures + 1
+            row.last_failure_at = now
+            return Attempt(row.snapshot(), True)
+
+
+def test_harness_catches_racy_mark_used() -> None:
+    """Against read-then-write mark_used, the 16-thread harness sees a code accepted twice."""
+    counts = accepted_per_round(RacyMemoryStore(), 5)
+    assert max(counts) > 1, counts
+
+
+def test_harness_catches_racy_consume() -> None:
+    """Against read-then-write consumption, one recovery code works more than once."""
+    counts = recovery_accepted_per_round(RacyMemoryStore(), 3)
+    assert max(counts) > 1, counts
+
+
+def test_harness_catches_racy_attempts() -> None:
+    """Against read-then-write charging, more than 5 guesses get evaluated."""
+    reasons, _, _ = guess_burst(RacyMemoryStore())
+    assert reasons[Reason.INVALID] > 5, reasons
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+class RacySQLiteStore(SQLiteStore):
+    """A SQLiteStore whose mark_used reads, pauses, then writes unconditionally."""
+
+    def mark_used(
+        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
+    ) -> bool:
+        """Read-then-write compare-and-set (broken on purpose)."""
+        record = self.get(user_id)
+        if record is None or not (record.last_step is None or record.last_step < step):
+            return False
+        time.sleep(0.005)
+        self._connection().execute(
+            "UPDATE totpcore_users SET last_step = ?, failures = 0 WHERE user_id = ?",
+            (step, user_id),
+        )
+        return True
+
+
+def _process_worker(
+    path: str, racy: bool, secret: str, rounds: int, use: str, barrier: Any, results: Any
+) -> None:
+    """One app server: its own SQLiteStore on the shared file, verifying in lock-step rounds."""
+    store = (RacySQLiteStore if racy else SQLiteStore)(path)
+    clock = Clock()
+    service = TwoFactor(store, issuer="X", policy=RACE_POLICY, clock=clock)
+    phone = TOTP.from_secret(secret)
+    for round_number in range(rounds):
+        clock.now = START + 30 * (round_number + 1)
+        barrier.wait()
+        if use == "otp":
+            verdict = service.verify("alice", phone.generate(clock.now))
+        else:
+            verdict = service.use_recovery_code("alice", use)
+        results.put((round_number, bool(verdict)))
+    store.close()
+
+
+def processes_accepting(tmp_path: Path, *, racy: bool, rounds: int, use: str = "otp") -> list[int]:
+    """8 processes, each with its own SQLiteStore on one file; acceptances per round."""
+    path = str(tmp_path / "shared.sqlite3")
+    service, phone, _ = enrolled(SQLiteStore(path))
+    if use == "recovery":
+        use = service.new_recovery_codes("alice")[0]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_process_worker,
+            args=(path, racy, encode_secret(phone.key), rounds, use, barrier, results),
+        )
+        for _ in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in range(PROCESSES * rounds)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    counts = [0] * rounds
+    for round_number, accepted in outcomes:
+        counts[round_number] += accepted
+    return counts
+
+
+def test_one_code_eight_processes(tmp_path: Path) -> None:
+    """8 processes with their own SQLiteStore on one file accept one code once, in 10 rounds.
+
+    Seen failing against a read-then-write store: test_process_harness_catches_racy_store runs
+    this harness on RacySQLiteStore and asserts the double acceptance.
+    """
+    assert processes_accepting(tmp_path, racy=False, rounds=10) == [1] * 10
+
+
+def test_one_recovery_code_eight_processes(tmp_path: Path) -> None:
+    """8 processes using the same recovery code: exactly one succeeds."""
+    assert processes_accepting(tmp_path, racy=False, rounds=1, use="recovery") == [1]
+
+
+def test_process_harness_catches_racy_store(tmp_path: Path) -> None:
+    """Against a read-then-write SQLite store, 8 processes accept one code more than once."""
+    counts = processes_accepting(tmp_path, racy=True, rounds=4)
+    assert max(counts) > 1, counts
