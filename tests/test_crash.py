@@ -8,6 +8,7 @@ import random
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from totpcore import TOTP, Policy, Reason, SQLiteStore, TwoFactor, encode_secret
@@ -15,6 +16,11 @@ from totpcore import TOTP, Policy, Reason, SQLiteStore, TwoFactor, encode_secret
 START_STEP = 56_666_667  # a step in 2023
 KILLS = 60
 POLICY = Policy(recovery_iterations=1_000)
+
+
+def fixed(at: float) -> Callable[[], float]:
+    """A clock that always says ``at``."""
+    return lambda: at
 
 
 def _worker(path: str, secret: str, log_path: str) -> None:
@@ -77,9 +83,7 @@ def test_sigkill_never_corrupts_or_reopens_a_step(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     checks = chance.sample(accepted, min(len(accepted), 200))
     for step in checks:
-        auditor = TwoFactor(
-            store, issuer="X", policy=POLICY, clock=lambda step=step: step * 30.0 + 1
-        )
+        auditor = TwoFactor(store, issuer="X", policy=POLICY, clock=fixed(step * 30.0 + 1))
         auditor.unlock("alice")
         verdict = auditor.verify("alice", phone.generate(step * 30.0 + 1))
         assert verdict.reason is Reason.REPLAYED, (step, verdict)
