@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import struct
 import sys
 import time
-import timeit
 from collections.abc import Callable
 from typing import Any
+
+from _harness import interleaved, table
 
 import totpcore
 
@@ -80,7 +80,6 @@ def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
     crypto = crypto_totp.TOTP(KEY, 6, SHA1(), PERIOD, enforce_key_length=False)
     floor_verify, floor_generate = floor_functions()
     now = int(time.time())
-    current = engine.generate(now)
     # A code that matches no step in the window, so every contender does its full work.
     wrong = next(
         code
@@ -113,34 +112,16 @@ def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
             "pyotp TOTP.at": lambda: reference.at(now),
             "cryptography TOTP.generate": lambda: crypto.generate(now),
         },
-        "_check": {"current": lambda: current},
     }
 
 
 def measure(rounds: int, number: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Time every group; return per contender the median ratio to the floor and the ns per call."""
+    """Time every group; per contender, the median ratio to the floor and the ns per call."""
     groups = contenders()
-    groups.pop("_check")
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for group, functions in groups.items():
-        names = list(functions)
-        ratios: dict[str, list[float]] = {name: [] for name in names}
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for round_index in range(rounds):
-            shift = round_index % len(names)
-            order = names[shift:] + names[:shift]
-            elapsed = {name: timeit.timeit(functions[name], number=number) for name in order}
-            for name in names:
-                ratios[name].append(elapsed[name] / elapsed[names[0]])
-                times[name].append(elapsed[name] / number * 1e9)
-        results[group] = {
-            name: {
-                "ratio": statistics.median(ratios[name]),
-                "ns": statistics.median(times[name]),
-            }
-            for name in names
-        }
-    return results
+    return {
+        group: interleaved(functions, rounds=rounds, number=number)
+        for group, functions in groups.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,11 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
         return 0
     print(f"Python {sys.version.split()[0]}, {args.rounds} rounds x {args.number} calls\n")
-    print("| operation | implementation | ratio to floor (median) | ns per call (median) |")
-    print("|---|---|---:|---:|")
-    for group, rows in results.items():
-        for name, row in rows.items():
-            print(f"| {group} | {name} | {row['ratio']:.2f}x | {row['ns']:.0f} |")
+    print(table(results, floor_label="floor"))
     return 0
 
 

@@ -1,0 +1,158 @@
+"""Service benchmark: TwoFactor.verify against the engine and against raw SQLite statements.
+
+Run from a checkout with the test extra installed::
+
+    python benches/bench_service.py              # default: 21 rounds
+    python benches/bench_service.py --rounds 31 --json
+
+Two comparisons, each timed in interleaved rounds in one process (see ``_harness.py``):
+
+memory
+    ``TwoFactor`` on a ``MemoryStore`` against ``TOTP.verify`` of the engine on the same codes
+    at the same times: what the service's lifecycle, replay protection, throttling and drift
+    cost on top of the arithmetic. Login mode verifies a fresh step per call (the clock moves
+    30 s each time); API-header mode repeats one accepted code, as an API client does.
+
+sqlite
+    ``TwoFactor`` on a ``SQLiteStore`` against the SQL statements it issues for one login,
+    executed inline on a second database file with the same settings: the charge
+    (``UPDATE ... RETURNING``) and the compare-and-set (``UPDATE``), each its own durable
+    transaction. What is left is the service's own work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _harness import interleaved, table
+
+import totpcore
+from totpcore.stores.sqlite import _BEGIN_ATTEMPT, _MARK_USED
+
+START = 1_700_000_010.0
+
+
+class SteppingService:
+    """A TwoFactor whose clock moves one step per call, with the phone's codes precomputed."""
+
+    def __init__(self, store: totpcore.Store, count: int) -> None:
+        self.now = START
+        self.service = totpcore.TwoFactor(
+            store, issuer="Bench", clock=lambda: self.now, policy=totpcore.Policy()
+        )
+        self.service.enable("user")
+        self.phone = totpcore.TOTP.from_secret(self.service.begin_setup("user").secret)
+        assert self.service.complete_setup("user", self.phone.generate(self.now))
+        self.times = [START + 30.0 * (i + 1) for i in range(count)]
+        self.codes = [self.phone.generate(at) for at in self.times]
+        self.index = 0
+
+    def login(self) -> Any:
+        """Verify the next step's code at the next step's time (always ACCEPTED)."""
+        i = self.index
+        self.index = i + 1
+        self.now = self.times[i]
+        return self.service.verify("user", self.codes[i])
+
+
+def memory_group(rounds: int, number: int) -> dict[str, Callable[[], Any]]:
+    """Engine verify (the floor) against the service on a MemoryStore."""
+    stepping = SteppingService(totpcore.MemoryStore(), rounds * number + 1)
+    engine = totpcore.TOTP(stepping.phone.key)
+    engine_index = [0]
+    times, codes = stepping.times, stepping.codes
+
+    def engine_login() -> Any:
+        i = engine_index[0] % len(times)
+        engine_index[0] += 1
+        return engine.verify(codes[i], at=times[i])
+
+    api = SteppingService(totpcore.MemoryStore(), 1)
+    api_code = api.codes[0]
+    api.now = api.times[0]
+    assert api.service.verify_request("user", api_code)
+    return {
+        "engine TOTP.verify (same codes and times)": engine_login,
+        "TwoFactor.verify, MemoryStore (login, new step each call)": stepping.login,
+        "TwoFactor.verify_request, MemoryStore (API header, repeated code)": lambda: (
+            api.service.verify_request("user", api_code)
+        ),
+    }
+
+
+def sqlite_group(directory: Path, rounds: int, number: int) -> dict[str, Callable[[], Any]]:
+    """The SQL statements of one login, run inline (the floor), against the service on SQLite."""
+    stepping = SteppingService(
+        totpcore.SQLiteStore(directory / "service.sqlite3"), rounds * number + 1
+    )
+
+    floor_store = totpcore.SQLiteStore(directory / "floor.sqlite3")
+    totpcore.TwoFactor(floor_store, issuer="Bench").enable("user")
+    floor_store.close()
+    connection = sqlite3.connect(directory / "floor.sqlite3", isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("UPDATE totpcore_users SET status = 'active'")
+    generation = connection.execute("SELECT generation FROM totpcore_users").fetchone()[0]
+    step = [0]
+    limits = {"free": 5, "base": 1.0, "cap": 900.0, "lockout": 100}
+
+    def raw_login() -> Any:
+        step[0] += 1
+        row = connection.execute(
+            _BEGIN_ATTEMPT, {"user_id": "user", "status": "active", "now": START, **limits}
+        ).fetchone()
+        connection.execute(
+            _MARK_USED,
+            {
+                "user_id": "user",
+                "generation": generation,
+                "step": step[0],
+                "drift": 0,
+                "allow_equal": False,
+            },
+        )
+        return row
+
+    return {
+        "raw SQL of one login (charge + compare-and-set)": raw_login,
+        "TwoFactor.verify, SQLiteStore (login, new step each call)": stepping.login,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both comparisons and print Markdown tables (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--number", type=int, default=3000, help="calls per round (memory)")
+    parser.add_argument("--sqlite-number", type=int, default=150, help="calls per round (SQLite)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as directory:
+        results = {
+            "memory": interleaved(
+                memory_group(args.rounds, args.number), rounds=args.rounds, number=args.number
+            ),
+            "sqlite": interleaved(
+                sqlite_group(Path(directory), args.rounds, args.sqlite_number),
+                rounds=args.rounds,
+                number=args.sqlite_number,
+            ),
+        }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"Python {sys.version.split()[0]}, {args.rounds} rounds\n")
+    print(table(results, floor_label="first row of its group"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
