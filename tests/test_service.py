@@ -601,3 +601,25 @@ def test_only_totpcore_errors_escape(service: TwoFactor, clock: Clock) -> None:
     """Every refusal above is a TotpcoreError; this checks the base class wiring once more."""
     for error in (UserStateError, StoreError, CipherError):
         assert issubclass(error, TotpcoreError)
+
+
+def test_recovery_check_costs_one_hash(
+    service: TwoFactor, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ten codes stored, checking one (right or wrong) derives exactly one hash."""
+    from totpcore import recovery
+
+    enrol(service, clock)
+    codes = service.new_recovery_codes("alice")
+    calls: list[str] = []
+    original = recovery._derive
+
+    def counting(canonical: str, salt: bytes, iterations: int) -> bytes:
+        calls.append(canonical)
+        return original(canonical, salt, iterations)
+
+    monkeypatch.setattr(recovery, "_derive", counting)
+    assert service.use_recovery_code("alice", codes[9])
+    assert len(calls) == 1
+    assert not service.use_recovery_code("alice", "zzzz-zzzz-zzzz")
+    assert len(calls) == 2
