@@ -28,11 +28,11 @@ def services_required() -> bool:
     return os.environ.get("TOTPCORE_REQUIRE_SERVICES", "") not in ("", "0")
 
 
-def require_program(name: str) -> str:
+def require_program(name: str, package: str | None = None) -> str:
     """Return the path of program ``name``; skip, or fail under TOTPCORE_REQUIRE_SERVICES=1."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install {name})"
+        message = f"{name} is not installed (Debian: apt-get install {package or name})"
         if services_required():
             pytest.fail(message + "; TOTPCORE_REQUIRE_SERVICES=1 forbids skipping")
         pytest.skip(message)
@@ -49,3 +49,39 @@ def load_vectors(name: str) -> dict[str, Any]:
 def key() -> bytes:
     """A fixed 160-bit key, as most tests need one and its value does not matter."""
     return bytes(range(1, 21))
+
+
+def png_from_matrix(matrix: list[list[bool]], path: Path, scale: int = 4) -> None:
+    """Write a black-and-white PNG of a module matrix, written here with zlib alone."""
+    import struct
+    import zlib
+
+    height, width = len(matrix) * scale, len(matrix[0]) * scale
+    rows = b""
+    for row in matrix:
+        line = b"\x00" + bytes(0 if dark else 255 for dark in row for _ in range(scale))
+        rows += line * scale
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def zbar_decode(path: Path) -> str:
+    """Decode the QR code in an image with zbarimg (Debian: zbar-tools)."""
+    import subprocess
+
+    zbarimg = require_program("zbarimg", "zbar-tools")
+    result = subprocess.run(
+        [zbarimg, "--raw", "--quiet", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"zbarimg could not read {path.name}"
+    return result.stdout.rstrip("\n")

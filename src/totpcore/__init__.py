@@ -15,6 +15,7 @@ from totpcore.errors import (
     TotpcoreError,
     UserStateError,
 )
+from totpcore.migration import MigrationBatch, build_migration_uris, parse_migration_uri
 from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
 from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
 from totpcore.secret import (
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidURIError",
     "Match",
     "MemoryStore",
+    "MigrationBatch",
     "MissingDependencyError",
     "OTPAuthURI",
     "Policy",
@@ -62,11 +64,13 @@ __all__ = [
     "UserRecord",
     "UserStateError",
     "Verdict",
+    "build_migration_uris",
     "build_uri",
     "decode_secret",
     "encode_secret",
     "generate_secret",
     "hotp",
+    "parse_migration_uri",
     "parse_uri",
 ]
 

@@ -19,6 +19,7 @@ Ordering of a check, and why:
 from __future__ import annotations
 
 import math
+import os
 import secrets as _secrets
 import time
 from collections.abc import Callable, Iterable
@@ -78,6 +79,24 @@ class Provisioning:
     issuer: str
     secret: str = field(repr=False)
     uri: str = field(repr=False)
+
+    def qr_svg(self, *, scale: int = 8) -> str:
+        """The URI as an SVG QR code, to inline in the setup page (needs ``totpcore[qr]``)."""
+        from totpcore.qr import qr_svg
+
+        return qr_svg(self.uri, scale=scale)
+
+    def qr_png(self, path: str | os.PathLike[str], *, scale: int = 8) -> None:
+        """Write the URI as a PNG QR code to ``path`` (needs ``totpcore[qr]``)."""
+        from totpcore.qr import qr_png
+
+        qr_png(self.uri, path, scale=scale)
+
+    def qr_terminal(self) -> str:
+        """The URI as a QR code for a terminal (needs ``totpcore[qr]``)."""
+        from totpcore.qr import qr_terminal
+
+        return qr_terminal(self.uri)
 
 
 class TwoFactor:

@@ -1,0 +1,5 @@
+"""``python -m totpcore``: the command line."""
+
+from totpcore.cli import run
+
+run()

@@ -1,0 +1,410 @@
+"""The command line, run as a subprocess exactly as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import require_program, zbar_decode
+from totpcore import HOTP, TOTP, encode_secret, parse_uri
+
+KEY = bytes(range(40, 60))
+SECRET = encode_secret(KEY)
+AT = 1_700_000_000
+
+
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m totpcore ARGS``; the environment has no TOTPCORE_SECRET unless given."""
+    environment = {k: v for k, v in os.environ.items() if k != "TOTPCORE_SECRET"}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "totpcore", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(*args: str, **kwargs: Any) -> str:
+    """Run a command that must succeed; return its standard output."""
+    result = cli(*args, **kwargs)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(status: int, *args: str, **kwargs: Any) -> str:
+    """Run a command that must fail with ``status`` and one clean error line; return it."""
+    result = cli(*args, **kwargs)
+    assert result.returncode == status, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines, "an error must say what went wrong"
+    assert lines[-1].startswith("totpcore: error: ")
+    assert len([line for line in lines if line.startswith("totpcore: error:")]) == 1
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr
+    return lines[-1]
+
+
+def oathtool(*args: str) -> str:
+    """A code from the oathtool program."""
+    program = require_program("oathtool")
+    return subprocess.run(
+        [program, *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+# --- secret, code, verify ------------------------------------------------------------------
+
+
+def test_secret() -> None:
+    """Secret prints a new canonical 160-bit base32 secret; --bits and --json work."""
+    first, second = ok("secret").strip(), ok("secret").strip()
+    assert first != second
+    assert len(first) == 32
+    data = json.loads(ok("secret", "--bits", "256", "--json"))
+    assert data["bits"] == 256
+    assert len(data["secret"]) == 52
+    assert "128" in refused(2, "secret", "--bits", "64")
+
+
+def test_code_matches_oathtool_from_every_source(tmp_path: Path) -> None:
+    """SECRET, --secret, --secret-file, stdin, $TOTPCORE_SECRET, --uri: one code, oathtool's."""
+    expected = oathtool("--totp", f"--now=@{AT}", KEY.hex())
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(SECRET + "\n")
+    uri = TOTP(KEY).uri("alice")
+    outputs = [
+        ok("code", SECRET, "--at", str(AT)),
+        ok("code", "--secret", SECRET.lower(), "--at", str(AT)),
+        ok("code", "--secret-file", str(secret_file), "--at", str(AT)),
+        ok("code", "-", "--at", str(AT), stdin=SECRET + "\n"),
+        ok("code", "--at", str(AT), env={"TOTPCORE_SECRET": SECRET}),
+        ok("code", "--uri", uri, "--at", str(AT)),
+    ]
+    assert {output.strip() for output in outputs} == {expected}
+
+
+def test_code_options_match_oathtool() -> None:
+    """--digits, --algorithm, --period and ISO 8601 --at agree with oathtool."""
+    expected = oathtool(
+        "--totp=SHA512", "--digits=8", "--time-step-size=60s", "--now=@1893456000", KEY.hex()
+    )
+    ours = ok(
+        "code",
+        SECRET,
+        "--digits",
+        "8",
+        "--algorithm",
+        "sha512",
+        "--period",
+        "60",
+        "--at",
+        "2030-01-01T00:00:00Z",
+    )
+    assert ours.strip() == expected
+    hotp = ok("code", SECRET, "--hotp", "--counter", "12345", "--json")
+    assert json.loads(hotp) == {
+        "code": oathtool("--counter=12345", KEY.hex()),
+        "type": "hotp",
+        "counter": 12345,
+    }
+
+
+def test_code_refusals() -> None:
+    """Bad input is exit 2 with one line, never a traceback, never the secret."""
+    refused(2, "code", "--at", str(AT))  # no secret at all
+    refused(2, "code", SECRET, "--secret", SECRET)  # two sources
+    refused(2, "code", SECRET[:-1] + "1")
+    refused(2, "code", SECRET, "--at", "2030-01-01T00:00:00")  # naive time
+    refused(2, "code", SECRET, "--at", "nan")
+    refused(2, "code", SECRET, "--at", "-5")
+    refused(2, "code", SECRET, "--digits", "9")
+    refused(2, "code", SECRET, "--algorithm", "md5")
+    refused(2, "code", SECRET, "--hotp")  # no counter
+    refused(2, "code", SECRET, "--counter", "3")  # counter without --hotp
+    refused(2, "code", "--uri", TOTP(KEY).uri("a"), "--digits", "8")
+    refused(2, "code", "--uri", "otpauth://totp/a?secret=" + SECRET + "&digits=5")
+    refused(2, "code", "--secret-file", "/nonexistent/secret")
+    refused(2, "code", "JBSWY3DPEHPK3PXP")  # 80 bits
+    assert ok("code", "JBSWY3DPEHPK3PXP", "--allow-short-key", "--at", "0").strip().isdigit()
+    refused(2, "no-such-command")
+
+
+def test_verify_exit_status() -> None:
+    """Verify exits 0 when the code is accepted (with its offset) and 1 when it is not."""
+    previous = TOTP(KEY).generate(AT - 30)
+    data = json.loads(ok("verify", previous, SECRET, "--at", str(AT), "--json"))
+    assert data == {"accepted": True, "counter": AT // 30 - 1, "offset": -1}
+    result = cli("verify", previous, SECRET, "--at", str(AT), "--window", "0")
+    assert result.returncode == 1
+    assert result.stdout.strip() == "rejected"
+    assert cli("verify", "12x456", SECRET, "--at", str(AT)).returncode == 1
+    ahead = HOTP(KEY).generate(7)
+    assert "offset +2" in ok("verify", ahead, SECRET, "--hotp", "--counter", "5", "--window", "2")
+    refused(2, "verify", ahead, SECRET, "--window", "11")
+
+
+# --- uri, inspect --------------------------------------------------------------------------
+
+
+def test_uri() -> None:
+    """Uri makes a new secret unless given one, and its output parses back."""
+    fresh = json.loads(ok("uri", "--account", "alice@example.com", "--issuer", "Big Co", "--json"))
+    parsed = parse_uri(fresh["uri"])
+    assert (parsed.account, parsed.issuer) == ("alice@example.com", "Big Co")
+    assert encode_secret(parsed.key) == fresh["secret"]
+    assert "%20" in fresh["uri"]
+    given = ok("uri", "--account", "bob", "--secret", SECRET, "--hotp", "--counter", "4").strip()
+    assert parse_uri(given) == parse_uri(HOTP(KEY).uri("bob", counter=4))
+    assert "':'" in refused(2, "uri", "--account", "a:b")
+
+
+def test_inspect_warnings() -> None:
+    """Inspect lists the fields and warns about settings apps ignore; the secret stays hidden."""
+    short_secret = encode_secret(KEY[:10])
+    uri = f"otpauth://totp/Co:a?secret={encode_secret(bytes(16))}======&algorithm=SHA256&digits=8&period=60&issuer=Co"
+    data = json.loads(ok("inspect", uri, "--json"))
+    assert (data["type"], data["algorithm"], data["digits"], data["period"], data["key_bits"]) == (
+        "totp",
+        "SHA256",
+        8,
+        60,
+        128,
+    )
+    text = " ".join(data["warnings"])
+    for needle in ("SHA256", "8 digits", "period 60", "padding"):
+        assert needle in text
+    assert "secret" not in data
+    short = json.loads(ok("inspect", f"otpauth://totp/a?secret={short_secret}", "--json"))
+    assert any("80 bits" in warning for warning in short["warnings"])
+    assert (
+        json.loads(ok("inspect", TOTP(KEY).uri("a"), "--json", "--show-secret"))["secret"] == SECRET
+    )
+    assert "no compatibility warnings" in ok("inspect", TOTP(KEY).uri("a"))
+    refused(2, "inspect", "otpauth://totp/a?digits=6")
+
+
+# --- qr ------------------------------------------------------------------------------------
+
+
+def test_qr_files_decode(tmp_path: Path) -> None:
+    """Qr -o FILE.png decodes to the exact URI; -o FILE.svg writes an SVG."""
+    uri = TOTP(KEY).uri("alice@example.com", issuer="Example Co")
+    ok("qr", uri, "-o", str(tmp_path / "code.png"))
+    assert zbar_decode(tmp_path / "code.png") == uri
+    ok("qr", uri, "-o", str(tmp_path / "code.svg"))
+    assert (tmp_path / "code.svg").read_text().lstrip().startswith("<svg")
+    assert "█" in ok("qr", uri) or "\u2580" in ok("qr", uri)
+    refused(2, "qr", uri, "-o", str(tmp_path / "code.gif"))
+    refused(2, "qr", "otpauth://totp/a?secret=" + SECRET + "&counter=x&digits=x")
+    refused(2, "qr", uri, "-o", str(tmp_path / "x.png"), "--scale", "2")
+
+
+# --- migration -----------------------------------------------------------------------------
+
+
+def test_export_then_import(tmp_path: Path) -> None:
+    """export-migration then import-migration gives back the accounts, with the JSON keys."""
+    uris = [
+        TOTP(KEY).uri("alice", issuer="Co"),
+        HOTP(KEY, digits=8, algorithm="SHA256").uri("bob", counter=9),
+    ]
+    exported = ok("export-migration", *uris).split()
+    assert len(exported) == 1
+    assert exported[0].startswith("otpauth-migration://offline?data=")
+    imported = json.loads(ok("import-migration", *exported, "--json"))
+    assert [entry["uri"] for entry in imported] == uris
+    assert set(imported[1]) == {
+        "account",
+        "issuer",
+        "secret",
+        "type",
+        "algorithm",
+        "digits",
+        "counter",
+        "uri",
+    }
+    assert (imported[1]["type"], imported[1]["counter"], imported[1]["digits"]) == ("hotp", 9, 8)
+    assert imported[0]["secret"] == SECRET
+    assert "alice" in ok("import-migration", *exported)
+    ok("qr", exported[0], "-o", str(tmp_path / "export.png"))
+    assert zbar_decode(tmp_path / "export.png") == exported[0]
+
+
+def test_migration_refusals() -> None:
+    """Malformed exports and unexportable accounts are exit 2."""
+    refused(2, "import-migration", "otpauth-migration://offline?data=%%%")
+    refused(2, "import-migration", "otpauth://totp/a?secret=" + SECRET)
+    refused(2, "export-migration", TOTP(KEY, period=60).uri("a"))
+    refused(2, "export-migration", "nonsense")
+
+
+# --- vectors -------------------------------------------------------------------------------
+
+
+def test_vectors_on_totpcore() -> None:
+    """All 28 embedded RFC vectors pass on totpcore."""
+    output = ok("vectors")
+    assert output.strip().endswith("28 passed, 0 failed")
+    data = json.loads(ok("vectors", "--json", "--only", "hotp"))
+    assert len(data) == 10
+    assert all(row["ok"] for row in data)
+
+
+def test_vectors_against_oathtool() -> None:
+    """Oathtool passes the TOTP and the HOTP vectors through --against templates."""
+    program = require_program("oathtool")
+    totp = ok(
+        "vectors",
+        "--against",
+        f"{program} --totp={{algorithm}} --digits={{digits}} --time-step-size={{period}}s "
+        "--now=@{time} {key_hex}",
+    )
+    assert totp.strip().endswith("18 passed, 0 failed")
+    hotp = ok("vectors", "--only", "hotp", "--against", f"{program} -c {{counter}} {{key_hex}}")
+    assert hotp.strip().endswith("10 passed, 0 failed")
+
+
+def test_vectors_against_a_wrong_implementation(tmp_path: Path) -> None:
+    """An implementation that gets the truncation wrong fails with exit status 1."""
+    script = tmp_path / "wrong.py"
+    script.write_text(
+        "import hashlib, hmac, struct, sys\n"
+        "key, counter, digits = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
+        "mac = hmac.new(key, struct.pack('>Q', counter), hashlib.sha1).digest()\n"
+        "value = int.from_bytes(mac[:4], 'big') & 0x7FFFFFFF  # no dynamic offset: wrong\n"
+        "print(str(value % 10**digits).zfill(digits))\n"
+    )
+    result = cli(
+        "vectors",
+        "--only",
+        "hotp",
+        "--against",
+        f"{sys.executable} {script} {{key_hex}} {{counter}} {{digits}}",
+    )
+    assert result.returncode == 1
+    assert "MISMATCH" in result.stdout
+    # RFC 4226 counter 8 happens to have dynamic offset 0, so the wrong one gets that right.
+    assert "1 passed, 9 failed" in result.stdout
+
+
+def test_vectors_template_errors() -> None:
+    """Unknown placeholders and missing programs are usage errors."""
+    assert "{nope}" in refused(2, "vectors", "--against", "echo {nope}")
+    refused(2, "vectors", "--against", "/no/such/program {key_hex}")
+    refused(2, "vectors", "--against", "")
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+def test_admin_lifecycle(tmp_path: Path) -> None:
+    """enable, status, list, interactive setup, recovery codes, reset, unlock, disable."""
+    db = str(tmp_path / "users.sqlite3")
+    refused(2, "admin", "--db", db, "status", "alice")  # no database yet
+    assert json.loads(ok("admin", "--db", db, "enable", "alice", "bob", "--json")) == {
+        "alice": "setup_pending",
+        "bob": "setup_pending",
+    }
+    assert ok("admin", "--db", db, "status", "alice").strip() == "setup_pending"
+    assert ok("admin", "--db", db, "list") == "alice\tsetup_pending\nbob\tsetup_pending\n"
+
+    # Interactive setup: read the secret from the screen, answer with the phone's code.
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "totpcore",
+            "admin",
+            "--db",
+            db,
+            "--issuer",
+            "Example",
+            "setup",
+            "alice",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdin is not None
+    screen = []
+    for line in process.stdout:
+        screen.append(line)
+        if line.startswith("uri:"):
+            break
+    assert any("\u2588" in line for line in screen), "the QR code is shown"
+    secret = next(line for line in screen if line.startswith("secret:")).split(":", 1)[1].strip()
+    phone = TOTP.from_secret(secret)
+    _, errors = process.communicate(phone.now() + "\n", timeout=60)
+    assert process.returncode == 0, errors
+    assert "setup complete" in errors
+    assert ok("admin", "--db", db, "status", "alice").strip() == "active"
+    # The secret is never shown again.
+    refused(1, "admin", "--db", db, "setup", "alice", stdin="123456\n")
+
+    codes = json.loads(ok("admin", "--db", db, "recovery-codes", "alice", "--json"))
+    assert len(codes) == 10
+    assert ok("admin", "--db", db, "unlock", "alice").strip() == "alice: unlocked"
+    refused(1, "admin", "--db", db, "unlock", "nobody")
+    refused(1, "admin", "--db", db, "reset", "bob")  # bob never finished setup
+    assert "setup_pending" in ok("admin", "--db", db, "reset", "alice")
+    setup = json.loads(cli("admin", "--db", db, "setup", "alice", "--json", stdin="").stdout)
+    assert setup["secret"] != secret.strip().replace(" ", "")
+    assert json.loads(ok("admin", "--db", db, "disable", "bob", "--json"))["changed"] is True
+    assert ok("admin", "--db", db, "status", "bob").strip() == "disabled"
+
+
+def test_admin_setup_with_wrong_code(tmp_path: Path) -> None:
+    """A wrong confirmation code exits 1 and leaves the user pending, secret unchanged."""
+    db = str(tmp_path / "users.sqlite3")
+    ok("admin", "--db", db, "enable", "carol")
+    first = cli("admin", "--db", db, "setup", "carol", "--json", stdin="")
+    assert first.returncode == 1  # no code typed
+    secret = json.loads(first.stdout)["secret"]
+    phone = TOTP.from_secret(secret)
+    now = time.time()
+    near = {phone.generate(now + 30 * offset) for offset in (-2, -1, 0, 1, 2)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in near)
+    second = cli("admin", "--db", db, "setup", "carol", "--json", stdin=wrong + "\n")
+    assert second.returncode == 1
+    assert "not valid" in second.stderr
+    assert json.loads(second.stdout)["secret"] == secret
+    assert ok("admin", "--db", db, "status", "carol").strip() == "setup_pending"
+
+
+def test_admin_bad_input(tmp_path: Path) -> None:
+    """A bad user id or a file that is not a database is exit 2, in one line."""
+    db = str(tmp_path / "users.sqlite3")
+    ok("admin", "--db", db, "enable", "dave")
+    refused(2, "admin", "--db", db, "status", "")
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database" * 100)
+    refused(2, "admin", "--db", str(junk), "list")
+    refused(2, "admin", "--db", db, "frobnicate", "dave")
+
+
+def test_console_script_is_installed() -> None:
+    """The 'totpcore' console script runs the same command line."""
+    script = Path(sys.executable).with_name("totpcore")
+    if not script.exists():
+        pytest.fail("the totpcore console script is not installed next to the interpreter")
+    result = subprocess.run(
+        [str(script), "vectors", "--only", "totp"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "18 passed" in result.stdout
