@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from totpcore import (
     TOTP,
@@ -623,3 +625,33 @@ def test_recovery_check_costs_one_hash(
     assert len(calls) == 1
     assert not service.use_recovery_code("alice", "zzzz-zzzz-zzzz")
     assert len(calls) == 2
+
+
+@settings(max_examples=150)
+@given(user_id=st.text(max_size=40), code=st.text(max_size=16), other=st.text(max_size=16))
+def test_arbitrary_text_only_yields_verdicts_or_totpcore_errors(
+    user_id: str, code: str, other: str
+) -> None:
+    """Any text as user id or code gives a Verdict or a TotpcoreError, on both stores."""
+    import tempfile
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as directory:
+        for store in (MemoryStore(), SQLiteStore(Path(directory) / "fuzz.sqlite3")):
+            service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+            calls: list[tuple[str, tuple[str, ...]]] = [
+                ("verify", (user_id, code)),
+                ("verify_request", (user_id, code)),
+                ("resync", (user_id, code, other)),
+                ("use_recovery_code", (user_id, code)),
+                ("enable", (user_id,)),
+                ("verify", (user_id, code)),
+                ("complete_setup", (user_id, code)),
+            ]
+            for name, args in calls:
+                try:
+                    result = getattr(service, name)(*args)
+                except TotpcoreError as error:
+                    assert str(error)  # noqa: PT017 - several calls per example
+                else:
+                    assert result is not None

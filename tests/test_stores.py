@@ -125,3 +125,9 @@ def test_repr_has_no_secret() -> None:
     store = MemoryStore()
     store.insert(record)
     assert "kkkk" not in repr(store)
+
+
+def test_sqlite_unencodable_text_is_a_store_error(tmp_path: Path) -> None:
+    """A user id SQLite cannot encode surfaces as StoreError, not UnicodeEncodeError."""
+    with SQLiteStore(tmp_path / "db.sqlite3") as store, pytest.raises(StoreError):
+        store.get("\ud800")

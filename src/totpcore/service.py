@@ -557,6 +557,12 @@ def _check_user_id(user_id: object) -> None:
         raise InvalidParameterError(
             f"user_id must be 1 to {MAX_USER_ID_LENGTH} characters without NUL"
         )
+    if not user_id.isascii():
+        # Stores key records by the UTF-8 bytes; lone surrogates have none.
+        try:
+            user_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidParameterError("user_id is not encodable as UTF-8") from None
 
 
 def _store_error(action: str, error: Exception) -> StoreError:

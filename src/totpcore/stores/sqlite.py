@@ -333,6 +333,8 @@ class SQLiteStore:
             raise StoreError(f"SQLite failed ({type(error).__name__}: {_safe(error)})") from error
         except OverflowError as error:
             raise StoreError("a value does not fit in a SQLite integer") from error
+        except UnicodeError as error:
+            raise StoreError("a text value is not encodable as UTF-8") from error
 
 
 def _safe(error: sqlite3.Error) -> str:
