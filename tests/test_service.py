@@ -599,12 +599,6 @@ def test_bad_policies(options: dict[str, Any], error: type[Exception]) -> None:
         Policy(**options)
 
 
-def test_only_totpcore_errors_escape(service: TwoFactor, clock: Clock) -> None:
-    """Every refusal above is a TotpcoreError; this checks the base class wiring once more."""
-    for error in (UserStateError, StoreError, CipherError):
-        assert issubclass(error, TotpcoreError)
-
-
 def test_recovery_check_costs_one_hash(
     service: TwoFactor, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

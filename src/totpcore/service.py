@@ -240,12 +240,9 @@ class TwoFactor:
             return _MALFORMED
         now = self._now()
         with _store_errors("complete_setup"):
-            attempt = self.store.begin_attempt(
-                user_id, status=Status.SETUP_PENDING, now=now, limits=self._limits
-            )
-            if not attempt.allowed or attempt.record is None:
-                return self._refusal(attempt.record, now, Status.SETUP_PENDING)
-            record = attempt.record
+            record = self._charge(user_id, Status.SETUP_PENDING, now)
+            if isinstance(record, Verdict):
+                return record
             otp = self._otp(record.secret, user_id)
             match = otp.verify(code, at=now, window=self.policy.window)
             if match is None:
@@ -349,12 +346,9 @@ class TwoFactor:
         second_value = int(code2.replace(" ", ""))
         now = self._now()
         with _store_errors("resync"):
-            attempt = self.store.begin_attempt(
-                user_id, status=Status.ACTIVE, now=now, limits=self._limits
-            )
-            record = attempt.record
-            if not attempt.allowed or record is None:
-                return self._refusal(record, now, Status.ACTIVE)
+            record = self._charge(user_id, Status.ACTIVE, now)
+            if isinstance(record, Verdict):
+                return record
             otp = self._otp(record.secret, user_id)
             current = otp.counter_at(now)
             reach = self.policy.max_drift_steps
@@ -418,12 +412,9 @@ class TwoFactor:
             return self._malformed(user_id)
         now = self._now()
         with _store_errors("use_recovery_code"):
-            attempt = self.store.begin_attempt(
-                user_id, status=Status.ACTIVE, now=now, limits=self._limits
-            )
-            record = attempt.record
-            if not attempt.allowed or record is None:
-                return self._refusal(record, now, Status.ACTIVE)
+            record = self._charge(user_id, Status.ACTIVE, now)
+            if isinstance(record, Verdict):
+                return record
             matched = find_recovery_hash(code, record.recovery_hashes)
             if matched is None:
                 return Verdict(Reason.INVALID, detail="not one of the user's unused recovery codes")
@@ -495,6 +486,16 @@ class TwoFactor:
                 f"but it is {current.value}"
             )
         return record
+
+    def _charge(self, user_id: str, status: Status, now: float) -> UserRecord | Verdict:
+        """Charge one attempt; return the record to evaluate against, or why it was refused.
+
+        Store errors propagate to the caller's ``_store_errors`` block.
+        """
+        attempt = self.store.begin_attempt(user_id, status=status, now=now, limits=self._limits)
+        if not attempt.allowed or attempt.record is None:
+            return self._refusal(attempt.record, now, status)
+        return attempt.record
 
     def _malformed(self, user_id: str) -> Verdict:
         """Answer a malformed code, without charging an attempt."""

@@ -109,6 +109,13 @@ class MemoryStore:
         with self._lock:
             return self._rows.pop(user_id, None) is not None
 
+    def _row(self, user_id: str, generation: int, status: Status) -> _Row | None:
+        """The user's row if it has this generation and status (call with the lock held)."""
+        row = self._rows.get(user_id)
+        if row is None or row.generation != generation or row.status is not status:
+            return None
+        return row
+
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
         """Charge one attempt if the user may make one now (see :class:`~totpcore.Store`)."""
         with self._lock:
@@ -137,16 +144,11 @@ class MemoryStore:
     ) -> bool:
         """Compare-and-set the last used step (see :class:`~totpcore.Store`)."""
         with self._lock:
-            row = self._rows.get(user_id)
-            if (
-                row is None
-                or row.generation != generation
-                or row.status is not Status.ACTIVE
-                or not (
-                    row.last_step is None
-                    or row.last_step < step
-                    or (allow_equal and row.last_step == step)
-                )
+            row = self._row(user_id, generation, Status.ACTIVE)
+            if row is None or not (
+                row.last_step is None
+                or row.last_step < step
+                or (allow_equal and row.last_step == step)
             ):
                 return False
             row.last_step = step
@@ -157,12 +159,8 @@ class MemoryStore:
     def activate(self, user_id: str, *, generation: int, step: int, drift: int) -> bool:
         """SETUP_PENDING -> ACTIVE with the confirming step marked used."""
         with self._lock:
-            row = self._rows.get(user_id)
-            if (
-                row is None
-                or row.generation != generation
-                or row.status is not Status.SETUP_PENDING
-            ):
+            row = self._row(user_id, generation, Status.SETUP_PENDING)
+            if row is None:
                 return False
             row.status = Status.ACTIVE
             row.last_step = step
@@ -181,13 +179,8 @@ class MemoryStore:
     ) -> bool:
         """Move ``last_step`` (even backwards) if it is still what the caller read."""
         with self._lock:
-            row = self._rows.get(user_id)
-            if (
-                row is None
-                or row.generation != generation
-                or row.status is not Status.ACTIVE
-                or row.last_step != expected_last_step
-            ):
+            row = self._row(user_id, generation, Status.ACTIVE)
+            if row is None or row.last_step != expected_last_step:
                 return False
             row.last_step = step
             row.drift = drift
@@ -199,8 +192,8 @@ class MemoryStore:
     ) -> bool:
         """Replace the recovery code hashes of an ACTIVE record."""
         with self._lock:
-            row = self._rows.get(user_id)
-            if row is None or row.generation != generation or row.status is not Status.ACTIVE:
+            row = self._row(user_id, generation, Status.ACTIVE)
+            if row is None:
                 return False
             row.recovery_hashes = tuple(hashes)
             return True
@@ -208,13 +201,8 @@ class MemoryStore:
     def consume_recovery_hash(self, user_id: str, *, generation: int, code_hash: str) -> bool:
         """Remove one recovery code hash; only one caller can win it."""
         with self._lock:
-            row = self._rows.get(user_id)
-            if (
-                row is None
-                or row.generation != generation
-                or row.status is not Status.ACTIVE
-                or code_hash not in row.recovery_hashes
-            ):
+            row = self._row(user_id, generation, Status.ACTIVE)
+            if row is None or code_hash not in row.recovery_hashes:
                 return False
             row.recovery_hashes = tuple(h for h in row.recovery_hashes if h != code_hash)
             row.clear_failures()
