@@ -175,7 +175,12 @@ class TwoFactor:
         return Status.DISABLED if record is None else record.status
 
     def enable_many(self, user_ids: Iterable[str]) -> dict[str, Status]:
-        """Enable several users; every id is checked before any is enabled."""
+        """Enable several users; returns each one's resulting status.
+
+        Every id is checked before any user is enabled, so a bad id changes nothing. Users are
+        then enabled one at a time: if the store fails midway, those before the failure stay
+        enabled (enabling again is harmless).
+        """
         ids = list(user_ids)
         for user_id in ids:
             _check_user_id(user_id)
