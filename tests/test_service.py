@@ -649,3 +649,19 @@ def test_arbitrary_text_only_yields_verdicts_or_totpcore_errors(
                     assert str(error)  # noqa: PT017 - several calls per example
                 else:
                     assert result is not None
+
+
+def test_throttle_at_the_epoch(store: Store) -> None:
+    """A failure at Unix time 0.0 still starts the delay (0.0 is a time, not 'never')."""
+    clock = Clock(0.0)
+    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+    service.enable("alice")
+    phone = TOTP.from_secret(service.begin_setup("alice").secret)
+    near = {phone.generate(at) for at in (0, 30, 60)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+    for _ in range(5):
+        assert service.complete_setup("alice", wrong).reason is Reason.INVALID
+    clock.now = 0.5  # half of the 1 s delay has passed since the failures at 0.0
+    throttled = service.complete_setup("alice", phone.generate(0))
+    assert throttled.reason is Reason.THROTTLED
+    assert throttled.retry_after == pytest.approx(0.5)

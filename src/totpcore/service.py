@@ -527,7 +527,8 @@ class TwoFactor:
                 detail=f"locked after {record.failures} consecutive failures; an admin must unlock",
             )
         delay = delay_after(record.failures, free=limits.free, base=limits.base, cap=limits.cap)
-        since = now - (record.last_failure_at or now)
+        # Explicit None test: 0.0 is a valid time (a clock at the epoch), not "never".
+        since = 0.0 if record.last_failure_at is None else now - record.last_failure_at
         retry_after = max(delay - since, 0.001)
         return Verdict(
             Reason.THROTTLED,
