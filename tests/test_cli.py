@@ -137,6 +137,8 @@ def test_code_refusals() -> None:
     refused(2, "code", "--uri", TOTP(KEY).uri("a"), "--digits", "8")
     refused(2, "code", "--uri", "otpauth://totp/a?secret=" + SECRET + "&digits=5")
     refused(2, "code", "--secret-file", "/nonexistent/secret")
+    refused(2, "code", "--secret-file", sys.executable)  # binary, not text
+    refused(2, "code", "--secret-file", "/")  # a directory
     refused(2, "code", "JBSWY3DPEHPK3PXP")  # 80 bits
     assert ok("code", "JBSWY3DPEHPK3PXP", "--allow-short-key", "--at", "0").strip().isdigit()
     refused(2, "no-such-command")

@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except Exception as error:  # last resort: one line, no traceback, no message text
+        return _fail(f"unexpected {type(error).__name__}; please report it", 2)
 
 
 def run() -> None:
@@ -483,8 +485,11 @@ def _key(args: argparse.Namespace, need_secret: bool) -> bytes:
     elif args.secret_option is not None:
         text = args.secret_option
     elif args.secret_file is not None:
-        with open(args.secret_file, encoding="utf-8") as file:
-            text = file.read()
+        try:
+            with open(args.secret_file, encoding="utf-8") as file:
+                text = file.read(4096)
+        except UnicodeDecodeError:
+            raise UsageError(f"{args.secret_file} is not a text file holding a secret") from None
     elif os.environ.get("TOTPCORE_SECRET"):
         text = os.environ["TOTPCORE_SECRET"]
     elif need_secret:
