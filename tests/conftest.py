@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from totpcore import MemoryStore, SQLiteStore, Store
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -43,6 +46,32 @@ def load_vectors(name: str) -> dict[str, Any]:
     """Load one of the RFC vector files kept in tests/vectors."""
     data: dict[str, Any] = json.loads((VECTORS / name).read_text(encoding="utf-8"))
     return data
+
+
+class Clock:
+    """An injectable clock that tests (and the threads of one test) move by hand."""
+
+    def __init__(self, now: float = 1_700_000_010.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        """Return the current test time."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each built-in store in turn, new and empty."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        sqlite = SQLiteStore(tmp_path / "store.sqlite3")
+        yield sqlite
+        sqlite.close()
 
 
 @pytest.fixture(scope="session")

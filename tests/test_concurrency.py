@@ -11,12 +11,11 @@ import multiprocessing
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from conftest import Clock
 from totpcore import (
     TOTP,
     MemoryStore,
@@ -38,17 +37,6 @@ THREADS = 16
 PROCESSES = 8
 
 
-class Clock:
-    """A clock shared by the threads of one test, moved between rounds."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        """Return the current test time."""
-        return self.now
-
-
 def race(count: int, action: Callable[[], Verdict]) -> list[Verdict]:
     """Run ``action`` in ``count`` threads released at once; return their verdicts."""
     barrier = threading.Barrier(count)
@@ -68,7 +56,7 @@ def race(count: int, action: Callable[[], Verdict]) -> list[Verdict]:
 
 def enrolled(store: Store, policy: Policy = RACE_POLICY) -> tuple[TwoFactor, TOTP, Clock]:
     """An ACTIVE user 'alice' on ``store``; returns the service, her phone and the clock."""
-    clock = Clock()
+    clock = Clock(START)
     service = TwoFactor(store, issuer="X", policy=policy, clock=clock)
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
@@ -116,17 +104,6 @@ def guess_burst(store: Store) -> tuple[Counter[Reason], int, Verdict]:
         record.failures,
         service.verify("alice", phone.generate(clock.now)),
     )
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store shared by all threads of a test."""
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        sqlite = SQLiteStore(tmp_path / "race.sqlite3")
-        yield sqlite
-        sqlite.close()
 
 
 def test_one_code_sixteen_threads(store: Store) -> None:
@@ -253,7 +230,7 @@ def _process_worker(
 ) -> None:
     """One app server: its own SQLiteStore on the shared file, verifying in lock-step rounds."""
     store = (RacySQLiteStore if racy else SQLiteStore)(path)
-    clock = Clock()
+    clock = Clock(START)
     service = TwoFactor(store, issuer="X", policy=RACE_POLICY, clock=clock)
     phone = TOTP.from_secret(secret)
     for round_number in range(rounds):

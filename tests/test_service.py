@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Clock
 from totpcore import (
     TOTP,
     AESGCMCipher,
@@ -37,36 +37,10 @@ START = 1_700_000_010.0  # 10 s into a step, so small clock moves stay in the sa
 FAST = Policy(recovery_iterations=1_000)  # recovery hashing cheap enough for many tests
 
 
-class Clock:
-    """An injectable clock the tests move by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current test time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward."""
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
     """A clock standing at START."""
-    return Clock()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each built-in store in turn."""
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        sqlite = SQLiteStore(tmp_path / "service.sqlite3")
-        yield sqlite
-        sqlite.close()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Literal
 from urllib.parse import quote
 
 from totpcore import _protobuf
-from totpcore.errors import InvalidParameterError, InvalidSecretError, InvalidURIError
-from totpcore.uri import OTPAuthURI, _parameters
+from totpcore.errors import InvalidParameterError, InvalidURIError
+from totpcore.uri import OTPAuthURI, _parameters, _parsed_fields
 
 __all__ = [
     "MAX_MIGRATION_URI_LENGTH",
@@ -178,19 +178,16 @@ def _parameters_message(data: bytes) -> OTPAuthURI:
     if colon and (issuer_name is None or label_issuer.strip() == issuer_name):
         issuer_name = issuer_name or label_issuer.strip() or None
         account_name = rest.strip()
-    try:
-        return OTPAuthURI(
-            kind=kind,
-            account=account_name,
-            issuer=issuer_name,
-            key=secret,
-            algorithm=algorithm,
-            digits=digits,
-            period=30 if kind == "totp" else None,
-            counter=_int(values, 7) if kind == "hotp" else None,
-        )
-    except (InvalidParameterError, InvalidSecretError) as error:
-        raise InvalidURIError(f"an account cannot be represented: {error}") from None
+    return _parsed_fields(
+        kind=kind,
+        account=account_name,
+        issuer=issuer_name,
+        key=secret,
+        algorithm=algorithm,
+        digits=digits,
+        period=30 if kind == "totp" else None,
+        counter=_int(values, 7) if kind == "hotp" else None,
+    )
 
 
 def _int(values: dict[int, int | bytes], number: int) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from totpcore._checks import (
@@ -196,17 +196,22 @@ def parse_uri(uri: str) -> OTPAuthURI:
         counter = _number(params["counter"], "counter", 0, MAX_COUNTER)
     else:
         raise InvalidURIError("an HOTP URI needs a counter parameter")
+    return _parsed_fields(
+        kind=kind,
+        account=account,
+        key=key,
+        issuer=issuer,
+        algorithm=algorithm,
+        digits=digits,
+        period=period,
+        counter=counter,
+    )
+
+
+def _parsed_fields(**fields: Any) -> OTPAuthURI:
+    """Build fields read from outside; any refusal is the input's fault: InvalidURIError."""
     try:
-        return OTPAuthURI(
-            kind="totp" if kind == "totp" else "hotp",
-            account=account,
-            key=key,
-            issuer=issuer,
-            algorithm=algorithm,
-            digits=digits,
-            period=period,
-            counter=counter,
-        )
+        return OTPAuthURI(**fields)
     except (InvalidParameterError, InvalidSecretError) as error:
         raise InvalidURIError(str(error)) from None
 
