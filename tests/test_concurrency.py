@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import Clock
 from totpcore import (
     TOTP,
@@ -290,3 +292,22 @@ def test_process_harness_catches_racy_store(tmp_path: Path) -> None:
     """Against a read-then-write SQLite store, 8 processes accept one code more than once."""
     counts = processes_accepting(tmp_path, racy=True, rounds=4)
     assert max(counts) > 1, counts
+
+
+@pytest.mark.parametrize(
+    "test_name",
+    [
+        "test_parallel_mark_used_has_one_winner",
+        "test_parallel_attempts_are_counted_exactly",
+        "test_parallel_recovery_consumption_has_one_winner",
+    ],
+)
+def test_store_contract_catches_racy_store(test_name: str) -> None:
+    """The public StoreContract's concurrency tests fail on a read-then-write store.
+
+    This is what lets a host application trust a green StoreContract run for its own store.
+    """
+    from totpcore.testing import StoreContract
+
+    with pytest.raises(AssertionError):
+        getattr(StoreContract(), test_name)(RacyMemoryStore())
