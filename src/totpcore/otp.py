@@ -148,6 +148,18 @@ class _OTP:
         """Return the HOTP values of every counter in ``first..last`` (for resynchronisation)."""
         return [self._truncated(counter) for counter in range(first, min(last, MAX_COUNTER) + 1)]
 
+    def _around(self, wanted: int, counter: int, past: int, future: int) -> Match | None:
+        """Match an already parsed code against ``counter - past .. counter + future``.
+
+        The window is clipped to the valid counters 0 .. 2**64-1. The offset in the result is
+        measured from ``counter``.
+        """
+        first = counter - past if counter > past else 0
+        last = counter + future
+        if last > MAX_COUNTER:
+            last = MAX_COUNTER
+        return self._scan(wanted, counter, first, last)
+
     def _scan(self, wanted: int, expected: int, first: int, last: int) -> Match | None:
         """Compare ``wanted`` with every counter in ``first..last``, without an early exit."""
         # Locals instead of attribute and global look-ups inside the loop.
@@ -247,7 +259,7 @@ class HOTP(_OTP):
             )
         if wanted is None:
             return None
-        return self._scan(wanted, counter, counter, min(counter + look_ahead, MAX_COUNTER))
+        return self._around(wanted, counter, 0, look_ahead)
 
     def uri(self, account: str, *, issuer: str | None = None, counter: int = 0) -> str:
         """Return the ``otpauth://hotp/...`` URI for authenticator apps, starting at ``counter``."""
@@ -390,11 +402,7 @@ class TOTP(_OTP):
             past, future = _window(window)
         if wanted is None:
             return None
-        first = counter - past if counter > past else 0
-        last = counter + future
-        if last > MAX_COUNTER:
-            last = MAX_COUNTER
-        return self._scan(wanted, counter, first, last)
+        return self._around(wanted, counter, past, future)
 
     def uri(self, account: str, *, issuer: str | None = None) -> str:
         """Return the ``otpauth://totp/...`` URI to show as a QR code on a setup screen.

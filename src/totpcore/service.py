@@ -18,7 +18,6 @@ Ordering of a check, and why:
 
 from __future__ import annotations
 
-import math
 import os
 import secrets as _secrets
 import time
@@ -56,6 +55,10 @@ _REPLAYED = Verdict(Reason.REPLAYED, detail="this code's time step was already u
 _MALFORMED = Verdict(Reason.MALFORMED, detail="the code is not a well-formed code")
 _NOT_ENABLED = Verdict(Reason.NOT_ENABLED, detail="two-factor is not enabled for this user")
 _SETUP_REQUIRED = Verdict(Reason.SETUP_REQUIRED, detail="the user has not finished setup")
+
+# Clock values from 0 up to 2**62 seconds: steps (and step + drift + window) then stay far
+# inside the 8-byte HOTP counter and the signed 64-bit integers stores keep.
+_LATEST_TIME = float(2**62)
 
 #: Longest accepted user id, in characters.
 MAX_USER_ID_LENGTH = 256
@@ -241,7 +244,8 @@ class TwoFactor:
     def complete_setup(self, user_id: str, code: str) -> Verdict:
         """Confirm setup with a code from the app: SETUP_PENDING -> ACTIVE when accepted."""
         self._record_in(user_id, Status.SETUP_PENDING, "complete_setup")
-        if _code_value(code, self.policy.digits) is None:
+        wanted = _code_value(code, self.policy.digits)
+        if wanted is None:
             return _MALFORMED
         now = self._now()
         with _store_errors("complete_setup"):
@@ -249,7 +253,8 @@ class TwoFactor:
             if isinstance(record, Verdict):
                 return record
             otp = self._otp(record.secret, user_id)
-            match = otp.verify(code, at=now, window=self.policy.window)
+            window = self.policy.window
+            match = otp._around(wanted, self._step(now), window, window)
             if match is None:
                 return _INVALID
             drift = match.offset if self.policy.learn_drift else 0
@@ -287,7 +292,8 @@ class TwoFactor:
         integer seconds, and fixed verdicts are shared constants.
         """
         _check_user_id(user_id)
-        if _code_value(code, self.policy.digits) is None:
+        wanted = _code_value(code, self.policy.digits)
+        if wanted is None:
             return self._malformed(user_id)
         now = self._now()
         try:
@@ -302,12 +308,11 @@ class TwoFactor:
         if not attempt.allowed or record is None:
             return self._refusal(record, now, Status.ACTIVE)
         otp = self._otp(record.secret, user_id)
-        period = self.policy.period
-        seconds = int(now)  # now >= 0, so int() is the floor
-        current = seconds // period
-        # Centre the window on where this user's device is known to be.
-        centre = seconds + record.drift * period
-        match = otp.verify(code, at=centre if centre > 0 else 0, window=self.policy.window)
+        current = self._step(now)
+        window = self.policy.window
+        # Centre the window on where this user's device is known to be; the code was parsed
+        # above, so the engine only scans.
+        match = otp._around(wanted, current + record.drift, window, window)
         if match is None:
             return _INVALID
         if match.counter == record.last_step:
@@ -345,17 +350,17 @@ class TwoFactor:
         """
         _check_user_id(user_id)
         digits = self.policy.digits
-        if _code_value(code1, digits) is None or _code_value(code2, digits) is None:
+        first_value = _code_value(code1, digits)
+        second_value = _code_value(code2, digits)
+        if first_value is None or second_value is None:
             return self._malformed(user_id)
-        first_value = int(code1.replace(" ", ""))
-        second_value = int(code2.replace(" ", ""))
         now = self._now()
         with _store_errors("resync"):
             record = self._charge(user_id, Status.ACTIVE, now)
             if isinstance(record, Verdict):
                 return record
             otp = self._otp(record.secret, user_id)
-            current = otp.counter_at(now)
+            current = self._step(now)
             reach = self.policy.max_drift_steps
             first = max(current - reach, 0)
             values = otp._values(first, current + reach + 1)
@@ -439,9 +444,15 @@ class TwoFactor:
             if not isinstance(now, int) or isinstance(now, bool):
                 raise TypeError("clock must return Unix seconds as int or float")
             now = float(now)
-        if not 0 <= now < math.inf:  # also false for NaN
-            raise InvalidTimeError("clock returned a time that is not a finite, positive number")
+        if not 0 <= now < _LATEST_TIME:  # also false for NaN and infinity
+            raise InvalidTimeError(
+                "clock returned a time that is negative, not finite, or past year 10**11"
+            )
         return now
+
+    def _step(self, now: float) -> int:
+        """The time step containing ``now`` (already checked by _now, so int() is the floor)."""
+        return int(now) // self.policy.period
 
     def _new_record(self, user_id: str) -> UserRecord:
         """A fresh SETUP_PENDING record with a new secret and generation."""
