@@ -143,6 +143,11 @@ def test_export_refuses_what_the_format_cannot_hold() -> None:
         build_migration_uris([OTPAuthURI(kind="totp", account="a", key=KEY, digits=7)])
     with pytest.raises(InvalidParameterError):
         build_migration_uris([])
+    one = [OTPAuthURI(kind="totp", account="a", key=KEY)]
+    with pytest.raises(InvalidParameterError):
+        build_migration_uris(one, batch_size=0)
+    with pytest.raises(TypeError):
+        build_migration_uris(one, batch_size=True)
 
 
 BAD_EXPORTS = {

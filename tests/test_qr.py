@@ -102,3 +102,9 @@ def test_non_string_data() -> None:
     """QR data must be text."""
     with pytest.raises(TypeError):
         qr_terminal(b"otpauth://")  # type: ignore[arg-type]
+
+
+def test_data_too_long_for_any_qr_code() -> None:
+    """More than a QR code can hold is an InvalidParameterError, not the QR library's error."""
+    with pytest.raises(InvalidParameterError, match="too long"):
+        qr_terminal("otpauth://totp/a?secret=" + "A" * 8000)

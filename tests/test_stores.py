@@ -131,3 +131,18 @@ def test_sqlite_unencodable_text_is_a_store_error(tmp_path: Path) -> None:
     """A user id SQLite cannot encode surfaces as StoreError, not UnicodeEncodeError."""
     with SQLiteStore(tmp_path / "db.sqlite3") as store, pytest.raises(StoreError):
         store.get("\ud800")
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        ("soon", TypeError),
+        (True, TypeError),
+        (0, InvalidParameterError),
+        (float("nan"), InvalidParameterError),
+    ],
+)
+def test_sqlite_timeout_is_checked(tmp_path: Path, timeout: object, error: type[Exception]) -> None:
+    """The busy timeout must be a positive number of seconds."""
+    with pytest.raises(error):
+        SQLiteStore(tmp_path / "db.sqlite3", timeout=timeout)  # type: ignore[arg-type]

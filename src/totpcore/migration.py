@@ -17,6 +17,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from totpcore import _protobuf
+from totpcore._checks import check_range
 from totpcore.errors import InvalidParameterError, InvalidURIError
 from totpcore.uri import OTPAuthURI, _parameters, _parsed_fields
 
@@ -95,9 +96,9 @@ def build_migration_uris(accounts: Sequence[OTPAuthURI], *, batch_size: int = 10
         InvalidURIError: an account has a period other than 30 s or 7 digits, which the
             format cannot carry.
         InvalidParameterError: ``batch_size`` is not 1 to 100, or ``accounts`` is empty.
+        TypeError: ``batch_size`` is not an ``int``, or an account is not an ``OTPAuthURI``.
     """
-    if not 1 <= batch_size <= 100:
-        raise InvalidParameterError("batch_size must be between 1 and 100")
+    check_range(batch_size, "batch_size", 1, 100)
     if not accounts:
         raise InvalidParameterError("there are no accounts to export")
     encoded = [_account(account) for account in accounts]

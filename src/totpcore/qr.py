@@ -32,7 +32,12 @@ def _make(data: str) -> Any:
         ) from error
     # Error correction M survives smudges; micro codes are refused, as authenticator apps
     # cannot read them.
-    return segno.make(data, error="m", micro=False, boost_error=False)
+    try:
+        return segno.make(data, error="m", micro=False, boost_error=False)
+    except ValueError as error:  # segno's DataOverflowError and its other refusals
+        raise InvalidParameterError(
+            f"cannot draw {len(data)} characters as a QR code: too long"
+        ) from error
 
 
 def qr_matrix(data: str) -> list[list[bool]]:
@@ -52,7 +57,12 @@ def qr_svg(data: str, *, scale: int = 8) -> str:
 
 
 def qr_png(data: str, path: str | os.PathLike[str], *, scale: int = 8) -> None:
-    """Write the QR code for ``data`` to ``path`` as a PNG, ``scale`` pixels per module."""
+    """Write the QR code for ``data`` to ``path`` as a PNG, ``scale`` pixels per module.
+
+    Raises:
+        InvalidParameterError: ``data`` is too long for a QR code, or ``scale`` is below 4.
+        OSError: ``path`` cannot be written (as with :func:`open`).
+    """
     _check_scale(scale)
     _make(data).save(os.fspath(path), kind="png", scale=scale, border=QUIET_ZONE)
 

@@ -112,6 +112,10 @@ class SQLiteStore:
         self._path = os.fspath(path)
         if self._path == ":memory:" or not self._path:
             raise InvalidParameterError("SQLiteStore needs a file path; use MemoryStore in memory")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            raise TypeError("timeout must be a number of seconds")
+        if not 0 < timeout < 86400:  # also refuses NaN
+            raise InvalidParameterError("timeout must be above 0 and below 86400 seconds")
         self._timeout = float(timeout)
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
