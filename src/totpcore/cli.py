@@ -180,7 +180,7 @@ def _cmd_secret(args: argparse.Namespace) -> int:
 
 
 def _cmd_code(args: argparse.Namespace) -> int:
-    otp, counter = _otp(args, need_secret=True)
+    otp, counter = _otp(args)
     if isinstance(otp, HOTP):
         code = otp.generate(counter)
         _emit(args, {"code": code, "type": "hotp", "counter": counter}, code)
@@ -192,7 +192,7 @@ def _cmd_code(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    otp, counter = _otp(args, need_secret=True)
+    otp, counter = _otp(args)
     if isinstance(otp, HOTP):
         match = otp.verify(args.code, counter, look_ahead=args.window)
     else:
@@ -215,7 +215,7 @@ def _cmd_uri(args: argparse.Namespace) -> int:
     if args.uri:
         raise UsageError("uri builds a URI; give the secret with --secret, not --uri")
     generated = _source_count(args) == 0 and not os.environ.get("TOTPCORE_SECRET")
-    otp, counter = _otp(args, need_secret=not generated, generate=generated)
+    otp, counter = _otp(args, generate=generated)
     if isinstance(otp, HOTP):
         uri = otp.uri(args.account, issuer=args.issuer, counter=counter)
     else:
@@ -441,9 +441,7 @@ def _source_count(args: argparse.Namespace) -> int:
     )
 
 
-def _otp(
-    args: argparse.Namespace, *, need_secret: bool, generate: bool = False
-) -> tuple[HOTP | TOTP, int]:
+def _otp(args: argparse.Namespace, *, generate: bool = False) -> tuple[HOTP | TOTP, int]:
     """Build the HOTP or TOTP the options describe; return it with the HOTP counter."""
     if _source_count(args) > 1:
         raise UsageError(
@@ -458,7 +456,7 @@ def _otp(
             counter = fields.counter if args.counter is None else args.counter
             return HOTP.from_uri(args.uri, enforce_key_length=enforce), counter or 0
         return TOTP.from_uri(args.uri, enforce_key_length=enforce), 0
-    key = decode_secret(generate_secret()) if generate else _key(args, need_secret)
+    key = decode_secret(generate_secret()) if generate else _key(args)
     digits = 6 if args.digits is None else args.digits
     algorithm = "SHA1" if args.algorithm is None else args.algorithm
     if args.hotp:
@@ -476,7 +474,7 @@ def _otp(
     ), 0
 
 
-def _key(args: argparse.Namespace, need_secret: bool) -> bytes:
+def _key(args: argparse.Namespace) -> bytes:
     """Read the key from whichever source was given."""
     if args.secret == "-":  # noqa: S105 - "-" means standard input, not a password
         text = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline()
@@ -492,12 +490,10 @@ def _key(args: argparse.Namespace, need_secret: bool) -> bytes:
             raise UsageError(f"{args.secret_file} is not a text file holding a secret") from None
     elif os.environ.get("TOTPCORE_SECRET"):
         text = os.environ["TOTPCORE_SECRET"]
-    elif need_secret:
+    else:
         raise UsageError(
             "no secret: give SECRET, -, --secret, --secret-file, --uri or $TOTPCORE_SECRET"
         )
-    else:  # pragma: no cover - callers pass generate=True instead
-        text = generate_secret()
     return decode_secret(text.strip())
 
 
