@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import math
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,11 @@ from totpcore import (
 )
 
 MAX_COUNTER = 2**64 - 1
+#: The RFC 4226 Appendix D key, ASCII "12345678901234567890".
+RFC4226_KEY = b"12345678901234567890"
+#: A fixed key chosen so that its codes repeat within a window early on (counters 1302 and
+#: 1316 share a code, and nothing between them does): the searches that use it stay short.
+REPEAT_KEY = bytes([8]) * 20
 
 
 def reference_hotp(key: bytes, counter: int, digits: int = 6, algorithm: str = "sha1") -> str:
@@ -37,6 +43,35 @@ def reference_hotp(key: bytes, counter: int, digits: int = 6, algorithm: str = "
     offset = digest[-1] & 0x0F
     value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
     return str(value % 10**digits).zfill(digits)
+
+
+def first_repeat(otp: HOTP, accept: Callable[[int], bool]) -> tuple[int, int]:
+    """Return the first repeated code's counters ``(a, b)``, searching up from counter 0.
+
+    ``a < b`` share a code, no counter between them produces it, and the gap ``b - a`` passes
+    ``accept``.
+    """
+    latest: dict[str, int] = {}
+    for counter in range(200_000):
+        code = otp.generate(counter)
+        earlier = latest.get(code)
+        if earlier is not None and accept(counter - earlier):
+            return earlier, counter
+        latest[code] = counter
+    raise AssertionError("no repeated code in range; pick another key")
+
+
+def nearest_match(values: dict[int, int], wanted: int, expected: int) -> Match | None:
+    """The matching rule written plainly, as the expected result of a verify.
+
+    Of the counters whose value is ``wanted``: the one with the smallest ``|offset|`` from
+    ``expected``, and the earlier of two equally near ones; ``None`` if there is none.
+    """
+    matching = [counter for counter, value in values.items() if value == wanted]
+    if not matching:
+        return None
+    best = min(matching, key=lambda counter: (abs(counter - expected), counter))
+    return Match(best, best - expected)
 
 
 # --- options -------------------------------------------------------------------------------
@@ -326,6 +361,92 @@ def test_whole_window_is_always_computed(key: bytes) -> None:
     assert counting.copies == 1 + 3  # one for generate, three for the window
 
 
+def test_nearest_match_wins_rfc4226_key() -> None:
+    """Of two matches, the exact step wins over a later one (RFC 4226 key, steps 153567/9).
+
+    Steps 153567 and 153569 share code 468457: verifying it at step 153567 with window 2 is
+    the exact step (offset 0), not the later twin at +2.
+    """
+    otp = TOTP(RFC4226_KEY)
+    assert otp.generate(153567 * 30) == otp.generate(153569 * 30) == "468457"
+    assert otp.generate(153568 * 30) != "468457"
+    assert otp.verify("468457", at=153567 * 30 + 5, window=2) == Match(153567, 0)
+    assert otp.verify("468457", at=153569 * 30 + 5, window=2) == Match(153569, 0)
+
+
+def test_tie_goes_to_the_earlier_step() -> None:
+    """Matches at offsets -k and +k and none nearer: the earlier step (offset -k) wins."""
+    earlier, later = first_repeat(
+        HOTP(REPEAT_KEY), lambda gap: gap % 2 == 0 and gap <= 2 * MAX_WINDOW
+    )
+    otp = TOTP(REPEAT_KEY)
+    middle, k = (earlier + later) // 2, (later - earlier) // 2
+    code = otp.generate(earlier * 30)
+    assert otp.generate(later * 30) == code
+    assert all(otp.generate(step * 30) != code for step in range(earlier + 1, later))
+    # Window k reaches exactly earlier .. later, so those are the only two matches.
+    for at in (middle * 30, middle * 30 + 29):
+        assert otp.verify(code, at=at, window=k) == Match(earlier, -k)
+
+
+def test_nearer_match_wins_on_either_side() -> None:
+    """Of two matches in the window, the nearer one wins on whichever side it lies.
+
+    A nearer past step beats a farther future one, and a nearer future step beats a farther
+    past one.
+    """
+    earlier, later = first_repeat(HOTP(REPEAT_KEY), lambda gap: 3 <= gap <= 2 * MAX_WINDOW - 2)
+    otp = TOTP(REPEAT_KEY)
+    code = otp.generate(earlier * 30)
+    winners = set()
+    for step in range(max(earlier, later - MAX_WINDOW), min(later, earlier + MAX_WINDOW) + 1):
+        # An asymmetric window that reaches exactly earlier .. later: two matches, no more.
+        past, future = step - earlier, later - step
+        nearest = earlier if past <= future else later
+        assert otp.verify(code, at=step * 30, window=(past, future)) == Match(
+            nearest, nearest - step
+        )
+        winners.add(nearest)
+    assert winners == {earlier, later}  # both the past-wins and the future-wins cases ran
+
+
+@given(
+    key=st.binary(min_size=16, max_size=100),
+    step=st.one_of(st.integers(0, 2**40), st.integers(MAX_COUNTER - 2 * MAX_WINDOW, MAX_COUNTER)),
+    past=st.integers(0, MAX_WINDOW),
+    future=st.integers(0, MAX_WINDOW),
+    slot=st.integers(0, 2 * MAX_WINDOW),
+    digits=st.integers(1, 2),
+)
+def test_match_is_the_nearest_matching_step(
+    key: bytes, step: int, past: int, future: int, slot: int, digits: int
+) -> None:
+    """Property: the match is the matching step nearest the expected one, earlier on a tie.
+
+    The expected result is worked out slot by slot with hotp().
+
+    Checked on 6-digit codes through TOTP.verify, where a second match is rare, and on values
+    cut to 1 or 2 digits through the engine's window scan, where most windows hold several
+    matches, so ties and near-versus-far choices come up in every run. The code is always
+    one of the window's own, so there is at least one match.
+    """
+    counters = range(max(step - past, 0), min(step + future, MAX_COUNTER) + 1)
+    target = counters[slot % len(counters)]
+    # hotp() at 8 digits is the 31-bit value mod 10**8; mod 10**d of that is the d-digit value.
+    full = {counter: int(hotp(key, counter, digits=8)) for counter in counters}
+
+    six = {counter: value % 10**6 for counter, value in full.items()}
+    code = f"{six[target]:06d}"
+    found = TOTP(key, period=1).verify(code, at=step, window=(past, future))
+    assert found == nearest_match(six, six[target], step)
+
+    short = HOTP(key)
+    object.__setattr__(short, "_modulus", 10**digits)
+    values = {counter: value % 10**digits for counter, value in full.items()}
+    wanted = values[target]
+    assert short._around(wanted, step, past, future) == nearest_match(values, wanted, step)
+
+
 # --- HOTP ----------------------------------------------------------------------------------
 
 
@@ -336,6 +457,22 @@ def test_hotp_look_ahead(key: bytes) -> None:
     assert otp.verify(otp.generate(16), 10, look_ahead=5) is None
     assert otp.verify(otp.generate(9), 10, look_ahead=5) is None
     assert otp.verify(otp.generate(10), 10) == Match(10, 0)
+
+
+def test_hotp_lowest_matching_counter_wins() -> None:
+    """Of two counters in the look-ahead that produce the code, the lowest one wins.
+
+    So the server's counter is not pushed past slots the token has not used yet.
+    """
+    otp = HOTP(REPEAT_KEY)
+    earlier, later = first_repeat(otp, lambda gap: gap <= MAX_LOOK_AHEAD)
+    code = otp.generate(earlier)
+    assert otp.generate(later) == code
+    # No counter below `earlier` within MAX_LOOK_AHEAD of it shares the code (the search
+    # would have stopped there), so `earlier` is the lowest match in each of these windows.
+    for counter in (earlier, max(later - MAX_LOOK_AHEAD, 0)):
+        found = otp.verify(code, counter, look_ahead=MAX_LOOK_AHEAD)
+        assert found == Match(earlier, earlier - counter)
 
 
 def test_hotp_counter_limits(key: bytes) -> None:

@@ -8,6 +8,12 @@ Codes are compared as integers: each truncated HMAC value and the submitted code
 below 10**8 < 2**30, a single machine word in CPython, so ``==`` has no data-dependent early
 exit; and the whole window is always computed, so the time taken does not reveal which slot
 matched, or whether any did.
+
+Two counters can share a code (with 6 digits, any two do with a chance of about 10**-6), so
+a window can hold more than one match. The match reported is the counter nearest the expected
+one, the smallest ``|offset|``; of two equally near ones (offsets ``-k`` and ``+k``) the
+earlier counter wins. For HOTP, whose window only looks ahead, that is the lowest matching
+counter.
 """
 
 from __future__ import annotations
@@ -152,7 +158,8 @@ class _OTP:
         """Match an already parsed code against ``counter - past .. counter + future``.
 
         The window is clipped to the valid counters 0 .. 2**64-1. The offset in the result is
-        measured from ``counter``.
+        measured from ``counter``. Of several matching counters, the nearest to ``counter``
+        wins, and the earlier one on a tie (see :meth:`_scan`).
         """
         first = counter - past if counter > past else 0
         last = counter + future
@@ -161,11 +168,16 @@ class _OTP:
         return self._scan(wanted, counter, first, last)
 
     def _scan(self, wanted: int, expected: int, first: int, last: int) -> Match | None:
-        """Compare ``wanted`` with every counter in ``first..last``, without an early exit."""
+        """Compare ``wanted`` with every counter in ``first..last``, without an early exit.
+
+        Returns the matching counter nearest ``expected`` (the smallest ``|offset|``); of two
+        equally near ones (offsets ``-k`` and ``+k``), the earlier. ``None`` if none matches.
+        """
         # Locals instead of attribute and global look-ups inside the loop.
         inner, outer, modulus = self._inner, self._outer, self._modulus
         pack, unpack = _pack_counter, _unpack_word
         matched = -1
+        nearest = 0  # |matched - expected|; only read once matched >= 0
         for candidate in range(first, last + 1):
             # The body of _truncated, inlined: a method call per slot would cost more than a
             # tenth of the verify.
@@ -176,7 +188,11 @@ class _OTP:
             digest = outer_mac.digest()
             value = (unpack(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % modulus
             if value == wanted:
-                matched = candidate
+                # Rare, so the distance is only worked out here. Counters rise, so strict `<`
+                # keeps the earlier of two equally near matches.
+                distance = abs(candidate - expected)
+                if matched < 0 or distance < nearest:
+                    matched, nearest = candidate, distance
         if matched < 0:
             return None
         return Match(matched, matched - expected)
@@ -246,6 +262,7 @@ class HOTP(_OTP):
 
         Returns:
             A :class:`Match` whose ``offset`` tells how far ahead the token was, or ``None``.
+            If several counters in the look-ahead produce ``code``, the lowest one.
 
         Raises:
             InvalidParameterError: ``counter`` or ``look_ahead`` is out of range.
@@ -381,7 +398,9 @@ class TOTP(_OTP):
                 from 0 to :data:`MAX_WINDOW`.
 
         Returns:
-            A :class:`Match`, or ``None`` when no step in the window produces ``code``.
+            A :class:`Match`, or ``None`` when no step in the window produces ``code``. If
+            several steps produce it, the one nearest the step containing ``at``; of two
+            equally near ones, the earlier.
 
         Raises:
             InvalidTimeError: ``at`` is not a usable time (see :meth:`counter_at`).
