@@ -8,6 +8,7 @@ must be seen breaking. The second half is the proof that these tests can fail.
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,8 @@ from totpcore import (
     Verdict,
     encode_secret,
 )
-from totpcore.stores.protocol import Attempt, Limits, Status
+from totpcore.stores import _rules
+from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
 
 START = 1_700_000_010.0
 # Generous free failures: the losers of each race are charged, and these tests are about the
@@ -71,7 +73,9 @@ def accepted_per_round(store: Store, rounds: int) -> list[int]:
     service, phone, clock = enrolled(store)
     counts = []
     for _ in range(rounds):
-        clock.now += 30
+        # A day per round: the 15 losers of each race are charged, and the budget (100 per
+        # 24 h) is not what these rounds are about.
+        clock.now += 86_400 + 30
         code = phone.generate(clock.now)
         verdicts = race(THREADS, lambda code=code: service.verify("alice", code))  # type: ignore[misc]
         counts.append(sum(1 for verdict in verdicts if verdict))
@@ -80,9 +84,10 @@ def accepted_per_round(store: Store, rounds: int) -> list[int]:
 
 def recovery_accepted_per_round(store: Store, rounds: int) -> list[int]:
     """16 threads use the same recovery code each round; return the acceptances per round."""
-    service, _, _ = enrolled(store)
+    service, _, clock = enrolled(store)
     counts = []
     for _ in range(rounds):
+        clock.now += 86_400  # a day per round: see accepted_per_round
         code = service.new_recovery_codes("alice")[0]
         verdicts = race(THREADS, lambda code=code: service.use_recovery_code("alice", code))  # type: ignore[misc]
         counts.append(sum(1 for verdict in verdicts if verdict))
@@ -146,46 +151,64 @@ def test_forty_parallel_guesses(store: Store) -> None:
 
 
 class RacyMemoryStore(MemoryStore):
-    """A MemoryStore whose conditional writes read, pause, then write: the classic race."""
+    """A MemoryStore whose operations read, pause, then write: the classic race.
+
+    Each applies the same rule as the real store, but to a record read before the pause and
+    written back after it, unconditionally.
+    """
 
     PAUSE = 0.002
 
-    def mark_used(
-        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
-    ) -> bool:
-        """Read-then-write compare-and-set (broken on purpose)."""
-        record = self.get(user_id)
-        if record is None or not (record.last_step is None or record.last_step < step):
+    def _racy(self, user_id: str, rule: Callable[[UserRecord | None], UserRecord | None]) -> bool:
+        """Read, decide, pause, write (broken on purpose)."""
+        changed = rule(self.get(user_id))
+        if changed is None:
             return False
         time.sleep(self.PAUSE)
-        with self._lock:
-            row = self._rows[user_id]
-            row.last_step, row.drift = step, drift
-            row.clear_failures()
+        self._rows[user_id] = changed
         return True
 
-    def consume_recovery_hash(self, user_id: str, *, generation: int, code_hash: str) -> bool:
+    def mark_used(
+        self,
+        user_id: str,
+        *,
+        generation: int,
+        step: int,
+        drift: int,
+        allow_equal: bool,
+        charged_at: float,
+    ) -> bool:
+        """Read-then-write compare-and-set (broken on purpose)."""
+        return self._racy(
+            user_id,
+            lambda row: _rules.mark_used(
+                row,
+                generation=generation,
+                step=step,
+                drift=drift,
+                allow_equal=allow_equal,
+                charged_at=charged_at,
+            ),
+        )
+
+    def consume_recovery_hash(
+        self, user_id: str, *, generation: int, code_hash: str, charged_at: float
+    ) -> bool:
         """Read-then-write consumption (broken on purpose)."""
-        record = self.get(user_id)
-        if record is None or code_hash not in record.recovery_hashes:
-            return False
-        time.sleep(self.PAUSE)
-        with self._lock:
-            row = self._rows[user_id]
-            row.recovery_hashes = tuple(h for h in row.recovery_hashes if h != code_hash)
-        return True
+        return self._racy(
+            user_id,
+            lambda row: _rules.consume_recovery_hash(
+                row, generation=generation, code_hash=code_hash, charged_at=charged_at
+            ),
+        )
 
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
         """Read-then-write charging (broken on purpose)."""
-        record = self.get(user_id)
-        if record is None or record.failures >= limits.free:
-            return Attempt(record, False)
-        time.sleep(self.PAUSE)
-        with self._lock:
-            row = self._rows[user_id]
-            row.failures = record.failures + 1
-            row.last_failure_at = now
-            return Attempt(row.snapshot(), True)
+        changed, attempt = _rules.charge(self.get(user_id), status=status, now=now, limits=limits)
+        if changed is not None:
+            time.sleep(self.PAUSE)
+            self._rows[user_id] = changed
+        return attempt
 
 
 def test_harness_catches_racy_mark_used() -> None:
@@ -210,20 +233,29 @@ def test_harness_catches_racy_attempts() -> None:
 
 
 class RacySQLiteStore(SQLiteStore):
-    """A SQLiteStore whose mark_used reads, pauses, then writes unconditionally."""
+    """A SQLiteStore whose mark_used reads, pauses, then writes outside any transaction."""
 
     def mark_used(
-        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
+        self,
+        user_id: str,
+        *,
+        generation: int,
+        step: int,
+        drift: int,
+        allow_equal: bool,
+        charged_at: float,
     ) -> bool:
         """Read-then-write compare-and-set (broken on purpose)."""
         record = self.get(user_id)
         if record is None or not (record.last_step is None or record.last_step < step):
             return False
         time.sleep(0.005)
-        self._connection().execute(
-            "UPDATE totpcore_users SET last_step = ?, failures = 0 WHERE user_id = ?",
-            (step, user_id),
-        )
+        with sqlite3.connect(self.path, timeout=30) as connection:
+            connection.execute(
+                "UPDATE totpcore_users SET last_step = ?, failures = 0 WHERE user_id = ?",
+                (step, user_id),
+            )
+        connection.close()
         return True
 
 

@@ -89,6 +89,10 @@ class StoreContract:
         """A record comes back exactly as inserted: bytes, big steps, floats, hashes, unicode."""
         record = _record(
             "Zoë 日本 <x@y>",
+            algorithm="SHA512",
+            digits=8,
+            period=60,
+            failure_log=(NOW - 0.125, NOW + 0.25),
             last_step=2**40 + 3,
             drift=-1440,
             failures=3,
@@ -134,6 +138,9 @@ class StoreContract:
 
     # --- throttling ----------------------------------------------------------------------
 
+    def _attempt(self, store: Store, now: float, limits: Limits = LIMITS) -> bool:
+        return store.begin_attempt("alice", status=Status.ACTIVE, now=now, limits=limits).allowed
+
     def test_attempt_on_missing_user(self, store: Store) -> None:
         """No record: nothing charged, nothing allowed."""
         attempt = store.begin_attempt("nobody", status=Status.ACTIVE, now=NOW, limits=LIMITS)
@@ -150,59 +157,117 @@ class StoreContract:
         assert store.get("alice") == _record(status=Status.SETUP_PENDING)
 
     def test_attempts_are_charged_before_evaluation(self, store: Store) -> None:
-        """Each allowed attempt raises failures by one and stamps the time."""
+        """Each allowed attempt raises failures by one, stamps the time and joins the log."""
         store.insert(_record())
         attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
         assert attempt.allowed is True
         assert attempt.record is not None
         assert (attempt.record.failures, attempt.record.last_failure_at) == (1, NOW)
-        stored = store.get("alice")
-        assert stored is not None
-        assert stored.failures == 1
+        assert attempt.record.failure_log == (NOW,)
+        assert store.get("alice") == attempt.record
 
     def test_free_failures_then_doubling_delay(self, store: Store) -> None:
         """Five attempts pass at once; then 1 s, 2 s, 4 s ... must pass between attempts."""
         store.insert(_record())
         now = NOW
         for _ in range(LIMITS.free):
-            assert store.begin_attempt(
-                "alice", status=Status.ACTIVE, now=now, limits=LIMITS
-            ).allowed
+            assert self._attempt(store, now)
         for delay in (1.0, 2.0, 4.0, 8.0):
-            early = store.begin_attempt(
-                "alice", status=Status.ACTIVE, now=now + delay - 0.01, limits=LIMITS
-            )
-            assert early.allowed is False
+            assert not self._attempt(store, now + delay - 0.01)
             now += delay
-            assert store.begin_attempt(
-                "alice", status=Status.ACTIVE, now=now, limits=LIMITS
-            ).allowed
+            assert self._attempt(store, now)
+
+    def test_no_free_failures_first_wait_is_base_delay(self, store: Store) -> None:
+        """With free=0 the first wait is base (not twice base), then it doubles."""
+        store.insert(_record())
+        limits = Limits(free=0, base=1.0, cap=900.0, lockout=100)
+        assert self._attempt(store, NOW, limits)
+        assert not self._attempt(store, NOW + 0.99, limits)
+        assert self._attempt(store, NOW + 1.0, limits)
+        assert not self._attempt(store, NOW + 2.99, limits)
+        assert self._attempt(store, NOW + 3.0, limits)
 
     def test_delay_is_capped(self, store: Store) -> None:
         """With many failures the delay stops growing at the cap."""
         store.insert(_record(failures=60, last_failure_at=NOW))
-        limits = LIMITS
-        assert not store.begin_attempt(
-            "alice", status=Status.ACTIVE, now=NOW + limits.cap - 1, limits=limits
-        ).allowed
-        assert store.begin_attempt(
-            "alice", status=Status.ACTIVE, now=NOW + limits.cap, limits=limits
-        ).allowed
+        assert not self._attempt(store, NOW + LIMITS.cap - 1)
+        assert self._attempt(store, NOW + LIMITS.cap)
+
+    def test_clock_step_back_within_free_failures(self, store: Store) -> None:
+        """Within the free failures a clock that stepped back is no reason to refuse."""
+        store.insert(_record(failures=2, last_failure_at=NOW, failure_log=(NOW, NOW)))
+        assert self._attempt(store, NOW - 3600)
+
+    def test_clock_step_back_never_shortens_a_wait(self, store: Store) -> None:
+        """Past the free failures a clock behind the last failure waits until it passes it."""
+        store.insert(_record(failures=LIMITS.free, last_failure_at=NOW))
+        assert not self._attempt(store, NOW - 3600)
+        assert not self._attempt(store, NOW + 0.5)
+        assert self._attempt(store, NOW + 1.0)
 
     def test_lockout(self, store: Store) -> None:
-        """The attempt that reaches the limit sets locked_at; none is allowed after, ever."""
+        """After the limit the next attempt is refused and locks; none is allowed after, ever."""
         store.insert(_record(failures=LIMITS.lockout - 1, last_failure_at=NOW - 10_000))
-        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
-        assert attempt.allowed is True
+        assert self._attempt(store, NOW)  # the 100th consecutive attempt is still evaluated
+        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW + 1e4, limits=LIMITS)
+        assert attempt.allowed is False
         assert attempt.record is not None
-        assert attempt.record.locked_at == NOW
-        later = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW + 1e7, limits=LIMITS)
-        assert later.allowed is False
+        assert attempt.record.locked_at == NOW + 1e4
+        assert not self._attempt(store, NOW + 1e7)
         assert store.unlock("alice") is True
         unlocked = store.get("alice")
         assert unlocked is not None
         assert (unlocked.failures, unlocked.locked_at, unlocked.last_failure_at) == (0, None, None)
-        assert store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).allowed
+        assert unlocked.failure_log == ()
+        assert self._attempt(store, NOW + 1e7)
+
+    def test_lock_is_sticky_whatever_the_limits(self, store: Store) -> None:
+        """A lock written under strict limits holds against a caller with lax ones."""
+        store.insert(_record(failures=3, last_failure_at=NOW - 1e4, failure_log=(NOW,) * 3))
+        strict = Limits(free=3, base=1.0, cap=1.0, lockout=3)
+        lax = Limits(free=100, base=1.0, cap=1.0, lockout=100)
+        assert not self._attempt(store, NOW, strict)
+        for offset in (1.0, 1e5, 1e7):
+            assert not self._attempt(store, NOW + offset, lax)
+        record = store.get("alice")
+        assert record is not None
+        assert record.locked_at == NOW
+
+    def test_budget_is_not_refilled_by_successes(self, store: Store) -> None:
+        """Wrong codes between fresh successes still use up the 24-hour budget, then lock."""
+        store.insert(_record())
+        now, step, evaluated = NOW, 1, 0
+        while self._attempt(store, now):
+            evaluated += 1
+            if evaluated % 4 == 0:  # every fourth attempt, the victim's fresh login
+                step += 1
+                assert store.mark_used(
+                    "alice", generation=7, step=step, drift=0, allow_equal=False, charged_at=now
+                )
+            now += 10.0
+        record = store.get("alice")
+        assert record is not None
+        assert record.locked_at is not None
+        wrong = evaluated - evaluated // 4
+        assert wrong == LIMITS.lockout, f"{wrong} wrong codes were evaluated in a day"
+
+    def test_budget_rolls_after_24_hours(self, store: Store) -> None:
+        """Charges older than 24 hours leave the budget."""
+        old = tuple(NOW - 86_400 - i for i in range(LIMITS.lockout))
+        store.insert(_record(failure_log=old))
+        assert self._attempt(store, NOW)
+        record = store.get("alice")
+        assert record is not None
+        assert record.failure_log == (NOW,)
+
+    def test_full_budget_locks(self, store: Store) -> None:
+        """A budget used up inside 24 hours locks even without consecutive failures."""
+        log = tuple(NOW - 1000 + i for i in range(LIMITS.lockout))
+        store.insert(_record(failure_log=log))
+        attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert attempt.allowed is False
+        assert attempt.record is not None
+        assert attempt.record.locked_at == NOW
 
     def test_unlock_missing_user(self, store: Store) -> None:
         """Unlock reports a missing user."""
@@ -211,41 +276,69 @@ class StoreContract:
     # --- steps ---------------------------------------------------------------------------
 
     def test_mark_used_is_compare_and_set(self, store: Store) -> None:
-        """Only a step above the last one wins; the equal step wins only in API mode."""
-        store.insert(_record(failures=3, last_failure_at=NOW))
-        assert store.mark_used("alice", generation=7, step=100, drift=-2, allow_equal=False)
+        """Only a step above the mark wins; the equal step wins only in API mode."""
+        store.insert(_record(failures=3, last_failure_at=NOW, failure_log=(NOW - 2, NOW - 1, NOW)))
+        assert store.mark_used(
+            "alice", generation=7, step=100, drift=-2, allow_equal=False, charged_at=NOW
+        )
         stored = store.get("alice")
         assert stored is not None
-        assert (stored.last_step, stored.drift, stored.failures, stored.last_failure_at) == (
-            100,
-            -2,
-            0,
-            None,
+        assert (stored.last_step, stored.drift, stored.failures) == (100, -2, 0)
+        assert stored.failure_log == (NOW - 2, NOW - 1)  # only its own charge is taken back
+        assert not store.mark_used(
+            "alice", generation=7, step=100, drift=0, allow_equal=False, charged_at=NOW
         )
-        assert not store.mark_used("alice", generation=7, step=100, drift=0, allow_equal=False)
-        assert not store.mark_used("alice", generation=7, step=99, drift=0, allow_equal=True)
-        assert store.mark_used("alice", generation=7, step=100, drift=0, allow_equal=True)
-        assert store.mark_used("alice", generation=7, step=101, drift=0, allow_equal=False)
+        assert not store.mark_used(
+            "alice", generation=7, step=99, drift=0, allow_equal=True, charged_at=NOW
+        )
+        assert store.mark_used(
+            "alice", generation=7, step=100, drift=0, allow_equal=True, charged_at=NOW
+        )
+        assert store.mark_used(
+            "alice", generation=7, step=101, drift=0, allow_equal=False, charged_at=NOW
+        )
+
+    def test_repeat_takes_back_only_its_own_charge(self, store: Store) -> None:
+        """An API-header repeat never clears earlier failures: failures - 1, one log entry."""
+        store.insert(
+            _record(last_step=50, failures=4, last_failure_at=NOW, failure_log=(NOW - 1, NOW))
+        )
+        assert store.mark_used(
+            "alice", generation=7, step=50, drift=0, allow_equal=True, charged_at=NOW
+        )
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.failures, stored.failure_log, stored.last_step) == (3, (NOW - 1,), 50)
 
     def test_failed_mark_used_changes_nothing(self, store: Store) -> None:
         """A lost compare-and-set leaves the record exactly as it was (failures included)."""
-        before = _record(last_step=50, failures=2, last_failure_at=NOW, drift=3)
+        before = _record(last_step=50, failures=2, last_failure_at=NOW, drift=3, failure_log=(NOW,))
         store.insert(before)
-        assert not store.mark_used("alice", generation=7, step=50, drift=9, allow_equal=False)
-        assert not store.mark_used("alice", generation=8, step=51, drift=9, allow_equal=False)
+        assert not store.mark_used(
+            "alice", generation=7, step=50, drift=9, allow_equal=False, charged_at=NOW
+        )
+        assert not store.mark_used(
+            "alice", generation=8, step=51, drift=9, allow_equal=False, charged_at=NOW
+        )
         assert store.get("alice") == before
 
     def test_mark_used_needs_active(self, store: Store) -> None:
         """A pending record cannot have steps marked used (setup goes through activate)."""
         store.insert(_record(status=Status.SETUP_PENDING))
-        assert not store.mark_used("alice", generation=7, step=1, drift=0, allow_equal=True)
-        assert not store.mark_used("nobody", generation=7, step=1, drift=0, allow_equal=True)
+        for user in ("alice", "nobody"):
+            assert not store.mark_used(
+                user, generation=7, step=1, drift=0, allow_equal=True, charged_at=NOW
+            )
 
     def test_activate(self, store: Store) -> None:
         """Activate moves pending to active with the confirming step used, once."""
-        store.insert(_record(status=Status.SETUP_PENDING, failures=2, last_failure_at=NOW))
-        assert not store.activate("alice", generation=1, step=10, drift=0)
-        assert store.activate("alice", generation=7, step=10, drift=1)
+        store.insert(
+            _record(
+                status=Status.SETUP_PENDING, failures=2, last_failure_at=NOW, failure_log=(NOW,)
+            )
+        )
+        assert not store.activate("alice", generation=1, step=10, drift=0, charged_at=NOW)
+        assert store.activate("alice", generation=7, step=10, drift=1, charged_at=NOW)
         stored = store.get("alice")
         assert stored is not None
         assert (stored.status, stored.last_step, stored.drift, stored.failures) == (
@@ -254,38 +347,67 @@ class StoreContract:
             1,
             0,
         )
-        assert not store.activate("alice", generation=7, step=11, drift=0)
+        assert stored.failure_log == ()
+        assert not store.activate("alice", generation=7, step=11, drift=0, charged_at=NOW)
 
-    def test_resync_moves_backwards_only_from_the_step_read(self, store: Store) -> None:
-        """Resync may move last_step back, but only if nobody moved it since it was read."""
+    def test_resync_only_above_the_mark(self, store: Store) -> None:
+        """Resync moves the mark only when both steps of the pair lie above it; never back."""
         store.insert(_record(last_step=500))
-        assert not store.resync("alice", generation=7, expected_last_step=499, step=10, drift=-5)
-        assert store.resync("alice", generation=7, expected_last_step=500, step=10, drift=-5)
+        for step in (10, 500, 501):  # behind, at, and a pair starting at the mark
+            assert not store.resync("alice", generation=7, step=step, drift=-5, charged_at=NOW)
+        assert not store.resync("alice", generation=6, step=900, drift=5, charged_at=NOW)
+        assert store.get("alice") == _record(last_step=500)
+        assert store.resync("alice", generation=7, step=502, drift=-5, charged_at=NOW)
         stored = store.get("alice")
         assert stored is not None
-        assert (stored.last_step, stored.drift) == (10, -5)
+        assert (stored.last_step, stored.drift) == (502, -5)
         store.insert(_record("bob"))
-        assert store.resync("bob", generation=7, expected_last_step=None, step=3, drift=1)
+        assert store.resync("bob", generation=7, step=3, drift=1, charged_at=NOW)
+
+    # --- secrets and settings ------------------------------------------------------------
+
+    def test_set_secret_is_compare_and_set(self, store: Store) -> None:
+        """A secret is replaced only if generation and bytes are as read; nothing else moves."""
+        before = _record(last_step=9, failures=1)
+        store.insert(before)
+        assert not store.set_secret("alice", generation=7, expected=b"other", secret=b"new")
+        assert not store.set_secret("alice", generation=8, expected=before.secret, secret=b"new")
+        assert store.set_secret("alice", generation=7, expected=before.secret, secret=b"new")
+        assert store.get("alice") == before._replace(secret=b"new")
+        assert not store.set_secret("nobody", generation=7, expected=b"", secret=b"new")
+
+    def test_meta_is_compare_and_set(self, store: Store) -> None:
+        """Store-wide settings are set only from the value the caller read."""
+        assert store.get_meta("cipher") is None
+        assert store.set_meta("cipher", "abc", expected=None)
+        assert not store.set_meta("cipher", "def", expected=None)
+        assert not store.set_meta("cipher", "def", expected="zzz")
+        assert store.set_meta("cipher", "def", expected="abc")
+        assert store.get_meta("cipher") == "def"
 
     # --- recovery codes ------------------------------------------------------------------
 
     def test_recovery_hashes_are_consumed_once(self, store: Store) -> None:
         """A hash can be consumed once; consuming clears failures; others remain."""
-        store.insert(_record(failures=4, last_failure_at=NOW))
+        store.insert(_record(failures=4, last_failure_at=NOW, failure_log=(NOW - 5, NOW)))
         assert store.set_recovery_hashes("alice", generation=7, hashes=("a$1", "b$2", "c$3"))
-        assert store.consume_recovery_hash("alice", generation=7, code_hash="b$2")
-        assert not store.consume_recovery_hash("alice", generation=7, code_hash="b$2")
-        assert not store.consume_recovery_hash("alice", generation=7, code_hash="zzz")
-        assert not store.consume_recovery_hash("alice", generation=6, code_hash="a$1")
+        assert store.consume_recovery_hash("alice", generation=7, code_hash="b$2", charged_at=NOW)
+        for generation, code_hash in ((7, "b$2"), (7, "zzz"), (6, "a$1")):
+            assert not store.consume_recovery_hash(
+                "alice", generation=generation, code_hash=code_hash, charged_at=NOW
+            )
         stored = store.get("alice")
         assert stored is not None
         assert (stored.recovery_hashes, stored.failures) == (("a$1", "c$3"), 0)
+        assert stored.failure_log == (NOW - 5,)
 
     def test_recovery_hashes_replace_and_need_active(self, store: Store) -> None:
         """A new set replaces the old; a pending user cannot get one."""
         store.insert(_record(recovery_hashes=("old$1",)))
         assert store.set_recovery_hashes("alice", generation=7, hashes=("new$1",))
-        assert not store.consume_recovery_hash("alice", generation=7, code_hash="old$1")
+        assert not store.consume_recovery_hash(
+            "alice", generation=7, code_hash="old$1", charged_at=NOW
+        )
         store.insert(_record("bob", status=Status.SETUP_PENDING))
         assert not store.set_recovery_hashes("bob", generation=7, hashes=("x$1",))
 
@@ -302,7 +424,7 @@ class StoreContract:
             results = _race(
                 THREADS,
                 lambda _, step=step: store.mark_used(  # type: ignore[misc]
-                    "alice", generation=7, step=step, drift=0, allow_equal=False
+                    "alice", generation=7, step=step, drift=0, allow_equal=False, charged_at=NOW
                 ),
             )
             assert results.count(True) == 1, f"step {step}: {results.count(True)} winners"
@@ -339,7 +461,7 @@ class StoreContract:
         stored = store.get("alice")
         assert stored is not None
         assert stored.failures == LIMITS.lockout
-        assert stored.locked_at is not None
+        assert stored.locked_at is not None  # the first attempt past the limit locked
 
     def test_parallel_recovery_consumption_has_one_winner(self, store: Store) -> None:
         """16 threads consuming the same recovery hash: exactly one wins, each round."""
@@ -350,7 +472,7 @@ class StoreContract:
             results = _race(
                 THREADS,
                 lambda _, code_hash=code_hash: store.consume_recovery_hash(  # type: ignore[misc]
-                    "alice", generation=7, code_hash=code_hash
+                    "alice", generation=7, code_hash=code_hash, charged_at=NOW
                 ),
             )
             winners = results.count(True)

@@ -2,14 +2,29 @@
 
 A store keeps one :class:`UserRecord` per user and performs a handful of operations, each of
 which must be atomic: a single statement, a transaction or a script, never a read followed by a
-separate write. :class:`~totpcore.testing.StoreContract` proves each guarantee for a store.
+separate write. :mod:`totpcore.stores._rules` states what each operation does to a record, as
+pure functions; :class:`~totpcore.testing.StoreContract` proves each guarantee for a store.
 
-Stores know nothing of OTP arithmetic. They compare integers, count failures with the formula
-in :func:`totpcore.policy.delay_after`, and report whether each conditional write won.
+Stores know nothing of OTP arithmetic. They compare integers, count failures with
+:func:`totpcore.policy.delay_after`, and report whether each conditional write won.
 
 Every conditional operation names the record's ``generation``: a random number that changes
 whenever the secret does (enable, reset). An operation started against the old secret can
 therefore never succeed after an admin reset, however the calls interleave.
+
+The rules every store keeps (schema version 2):
+
+- **Replay mark.** ``last_step`` only moves up, through a compare-and-set; only ``replace``
+  (an admin reset) moves it back.
+- **Throttle.** An attempt is charged before its code is evaluated: ``failures`` (consecutive,
+  it drives the delay) grows by one and the attempt's time joins ``failure_log``. A success
+  takes back its own charge; a fresh success also ends the consecutive run (the delay), but
+  nothing a user does empties ``failure_log``: at most ``lockout`` attempts are charged in any
+  rolling 24 hours. Only ``unlock`` and ``replace`` refill it.
+- **Sticky lock.** An attempt past a limit sets ``locked_at``; every later attempt is refused,
+  whatever limits the caller passes, until ``unlock`` or ``replace``.
+- **Clock.** Within the free failures no wait applies, whatever the clock says. Past them the
+  wait is measured from ``last_failure_at``, so a clock that steps back never shortens it.
 """
 
 from __future__ import annotations
@@ -43,12 +58,18 @@ class UserRecord(NamedTuple):
         status: ``SETUP_PENDING`` or ``ACTIVE`` (a disabled user has no record).
         secret: The key, encrypted when the service has a cipher (never shown in ``repr``).
         generation: Random number replaced whenever the secret is; guards every conditional
-            write against a concurrent reset.
-        last_step: The last accepted time step, or ``None`` before the first.
+            write against a concurrent reset, and is bound into the encrypted secret.
+        algorithm: The user's hash algorithm, fixed at enrolment.
+        digits: The user's code length, fixed at enrolment.
+        period: The user's time step in seconds, fixed at enrolment.
+        last_step: The replay mark: the highest accepted time step, or ``None`` before the
+            first.
         drift: Learned clock error of the user's device, in steps (negative: slow).
-        failures: Consecutive failed attempts (charged before each code is evaluated).
+        failures: Consecutive charged attempts since the last fresh success; drives the delay.
         last_failure_at: Unix time of the latest charged attempt, or ``None``.
         locked_at: Unix time the lock began, or ``None`` when not locked.
+        failure_log: Unix times of the charged attempts not taken back, pruned to the last
+            24 hours when the next attempt is charged: the guessing budget.
         recovery_hashes: Hashes of the unused recovery codes (never the codes).
     """
 
@@ -56,19 +77,25 @@ class UserRecord(NamedTuple):
     status: Status
     secret: bytes
     generation: int
+    algorithm: str = "SHA1"
+    digits: int = 6
+    period: int = 30
     last_step: int | None = None
     drift: int = 0
     failures: int = 0
     last_failure_at: float | None = None
     locked_at: float | None = None
+    failure_log: tuple[float, ...] = ()
     recovery_hashes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"UserRecord(user_id={self.user_id!r}, status={self.status}, "
-            f"generation={self.generation}, last_step={self.last_step}, drift={self.drift}, "
+            f"generation={self.generation}, algorithm={self.algorithm}, digits={self.digits}, "
+            f"period={self.period}, last_step={self.last_step}, drift={self.drift}, "
             f"failures={self.failures}, last_failure_at={self.last_failure_at}, "
-            f"locked_at={self.locked_at}, recovery_codes={len(self.recovery_hashes)})"
+            f"locked_at={self.locked_at}, failure_log=<{len(self.failure_log)} entries>, "
+            f"recovery_codes={len(self.recovery_hashes)})"
         )
 
 
@@ -80,7 +107,8 @@ class Limits:
         free: Consecutive failures allowed without delay.
         base: First delay, in seconds, doubling per further failure.
         cap: Largest delay, in seconds.
-        lockout: Failure count at which the user is locked.
+        lockout: Consecutive failures, and charged attempts in any 24 hours, after which the
+            next attempt locks the user.
     """
 
     free: int
@@ -93,7 +121,7 @@ class Attempt(NamedTuple):
     """What :meth:`Store.begin_attempt` decided.
 
     Attributes:
-        record: The record as it was when the attempt was charged (or refused); ``None`` when
+        record: The record as it was after the attempt was charged (or refused); ``None`` when
             the user has no record.
         allowed: ``True`` if the attempt was charged and the code may now be evaluated.
     """
@@ -109,7 +137,8 @@ class Store(Protocol):
     Every method either completes or leaves the record exactly as it was; backend failures are
     raised as :class:`~totpcore.StoreError`. Conditional writes return ``False`` (not an
     exception) when their condition does not hold, including when the user has no record or a
-    different ``generation``.
+    different ``generation``. ``charged_at`` names the attempt whose charge a success takes
+    back: the ``now`` its :meth:`begin_attempt` was given.
     """
 
     def get(self, user_id: str) -> UserRecord | None:
@@ -135,42 +164,50 @@ class Store(Protocol):
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
         """Atomically charge one attempt, if the user may make one now.
 
-        The attempt is allowed when the record exists with ``status``, ``failures`` is below
-        ``limits.lockout``, and ``now`` is at least ``last_failure_at + delay_after(failures)``.
-        Then, in the same atomic step, ``failures`` grows by one, ``last_failure_at`` becomes
-        ``now``, and ``locked_at`` becomes ``now`` if ``failures`` reached ``limits.lockout``.
-        Charging before evaluation is what bounds parallel guesses: N concurrent attempts
-        raise ``failures`` by exactly the number allowed, and none past the limit is allowed.
+        Refused without a write when there is no record, its status is not ``status``, it is
+        locked, or the delay after ``failures`` has not passed since ``last_failure_at``.
+        Refused *and locked* (``locked_at = now``) when ``failures`` or the number of
+        ``failure_log`` entries newer than ``now - 24 h`` has reached ``limits.lockout``.
+        Otherwise charged: ``failures + 1``, ``last_failure_at = now``, and ``now`` appended to
+        the pruned ``failure_log``. N concurrent attempts are charged exactly as N sequential
+        ones would be.
         """
         ...
 
     def mark_used(
-        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
-    ) -> bool:
-        """Compare-and-set the last used step; on success also clear the failures.
-
-        Succeeds only if the record is ACTIVE with ``generation`` and its ``last_step`` is
-        ``None`` or below ``step`` (or equal, when ``allow_equal``). Sets ``last_step = step``,
-        ``drift``, ``failures = 0`` and clears ``last_failure_at`` and ``locked_at``.
-        """
-        ...
-
-    def activate(self, user_id: str, *, generation: int, step: int, drift: int) -> bool:
-        """SETUP_PENDING -> ACTIVE if ``generation`` matches; the confirming step counts as used."""
-        ...
-
-    def resync(
         self,
         user_id: str,
         *,
         generation: int,
-        expected_last_step: int | None,
         step: int,
         drift: int,
+        allow_equal: bool,
+        charged_at: float,
     ) -> bool:
-        """Set ``last_step`` (even backwards) and ``drift`` if ``last_step`` is still as read.
+        """Compare-and-set the replay mark; on success take back the attempt's charge.
 
-        Clears failures. Two resyncs racing on the same read cannot both succeed.
+        Succeeds only if the record is ACTIVE with ``generation`` and its ``last_step`` is
+        ``None`` or below ``step`` (or equal, when ``allow_equal``). Sets ``last_step = step``
+        and ``drift``, and removes one ``charged_at`` entry from ``failure_log``. A new step
+        also sets ``failures = 0``; a repeat of the same step only takes back its own charge
+        (``failures - 1``, never below 0).
+        """
+        ...
+
+    def activate(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """SETUP_PENDING -> ACTIVE if ``generation`` matches; the confirming step counts as used."""
+        ...
+
+    def resync(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """Move the replay mark to ``step`` if both codes of the pair are above it.
+
+        Succeeds only if the record is ACTIVE with ``generation`` and ``last_step`` is ``None``
+        or below ``step - 1`` (the first code's step). Sets ``last_step`` and ``drift``,
+        ``failures = 0``, and takes back the charge.
         """
         ...
 
@@ -180,10 +217,30 @@ class Store(Protocol):
         """Replace the recovery code hashes of an ACTIVE record with ``generation``."""
         ...
 
-    def consume_recovery_hash(self, user_id: str, *, generation: int, code_hash: str) -> bool:
-        """Remove ``code_hash`` if present, and clear failures; True only for the one winner."""
+    def consume_recovery_hash(
+        self, user_id: str, *, generation: int, code_hash: str, charged_at: float
+    ) -> bool:
+        """Remove ``code_hash`` if present; True only for the one winner.
+
+        The winner also sets ``failures = 0`` and takes back its charge.
+        """
+        ...
+
+    def set_secret(self, user_id: str, *, generation: int, expected: bytes, secret: bytes) -> bool:
+        """Replace the stored secret bytes if generation and secret are still as read.
+
+        For re-encryption under a new key; nothing else in the record changes.
+        """
         ...
 
     def unlock(self, user_id: str) -> bool:
-        """Clear failures, ``last_failure_at`` and ``locked_at``; return whether the user exists."""
+        """Clear failures, the failure log and the lock; return whether the user exists."""
+        ...
+
+    def get_meta(self, name: str) -> str | None:
+        """Return a store-wide setting (e.g. the cipher's key fingerprint), or ``None``."""
+        ...
+
+    def set_meta(self, name: str, value: str, *, expected: str | None) -> bool:
+        """Set a store-wide setting if its current value is ``expected``; return whether set."""
         ...

@@ -1,38 +1,73 @@
 """SQLiteStore: the embedded default, on the standard library's ``sqlite3``.
 
-Safe for several threads and several processes sharing one database file:
+Safe for several threads and several processes sharing one database file.
 
-- every guarantee of the :class:`~totpcore.Store` protocol is a single ``UPDATE`` whose
-  ``WHERE`` clause is the condition, so SQLite's write lock makes it atomic: no read-then-write;
-- the database runs in WAL mode (readers never block the writer) with ``synchronous=FULL``, so a
-  commit that returned survives a crash or power loss, and a busy timeout so that concurrent
-  writers wait for each other instead of failing;
-- each thread (and each process after a fork) opens its own connection;
-- the schema carries a version (``PRAGMA user_version``) and is migrated forward on open inside
-  an immediate transaction, so two processes opening a new file cannot both create it.
+**One transaction per operation.** Every conditional operation (``begin_attempt``,
+``mark_used``, ``activate``, ``resync``, ``replace``, ``set_recovery_hashes``,
+``consume_recovery_hash``, ``set_secret``, ``unlock``, ``set_meta``) is one ``BEGIN IMMEDIATE``
+transaction: read the row, apply the operation's rule from :mod:`totpcore.stores._rules` in
+Python, write the row back if the rule changed it, commit. ``BEGIN IMMEDIATE`` takes SQLite's
+write lock *before* the read, so no other connection, in this process or another, can write
+between the read and the write: N concurrent operations behave exactly like N sequential ones,
+and each one either commits whole or leaves the row untouched. ``get``, ``user_ids`` and
+``get_meta`` are single ``SELECT`` statements; ``insert`` (``INSERT OR IGNORE``) and ``delete``
+are single statements, atomic on their own.
 
-Steps are stored as SQLite integers (signed 64-bit), which covers every real clock time.
+**Durability.** The database runs in WAL mode (readers never block the writer) with
+``synchronous=FULL``, so a commit that returned survives a crash or power loss.
+``synchronous="NORMAL"`` is an opt-in trade: faster commits, but the last transactions before a
+power loss (not a process crash) may be rolled back, which can revive a used code or forget a
+charged attempt. Writers wait for one another up to ``timeout`` seconds (SQLite's busy timeout).
+
+**Threads.** Connections live in a small pool, not in threads: each operation checks one out
+(opening one when none is idle), runs, and checks it back in. At most ``pool_size`` idle
+connections are kept; extra ones are closed as they come back, so a program that starts many
+short-lived threads holds a bounded number of file descriptors. :meth:`SQLiteStore.close`
+closes the pool; a store that is garbage-collected unclosed closes its idle connections too.
+
+**Processes.** A SQLite connection must never be used on both sides of ``os.fork()``. In the
+child (``os.register_at_fork``, and a process-id check before every operation as a fallback),
+the store forgets the parent's connections without closing them, because closing one runs
+SQLite's shutdown (a checkpoint, perhaps removing the ``-wal`` file) with lock state copied from
+the parent; they stay referenced for the life of the child so garbage collection cannot close
+them either. The child then opens its own. SQLite still keeps some per-process lock bookkeeping
+that a child inherits, so creating stores after forking (in each worker) remains the safest
+arrangement.
+
+**Files.** A new database file is created with mode 0600 before SQLite opens it; SQLite gives
+its ``-wal`` and ``-shm`` files the main file's mode. An existing file's mode is left alone.
+
+**Schema.** The schema carries a version (``PRAGMA user_version``) and is migrated forward on
+open inside one immediate transaction, so two processes opening a new file cannot both create
+it. Steps are stored as SQLite integers (signed 64-bit), which covers every real clock time.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
 
 from totpcore.errors import InvalidParameterError, StoreError
+from totpcore.stores import _rules
 from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
+_T = TypeVar("_T")
+
 _TABLE = "totpcore_users"
-_COLUMNS = (
-    "user_id, status, secret, generation, last_step, drift, failures, "
-    "last_failure_at, locked_at, recovery_hashes"
-)
+_META = "totpcore_meta"
+# Columns are named after the record's fields and kept in the same order, so a row and a
+# record convert positionally and a new field cannot be forgotten in one of the statements.
+_FIELDS = UserRecord._fields
+_COLUMNS = ", ".join(_FIELDS)
+
 # Each entry upgrades the schema from the previous version to its own; append, never edit.
 _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -52,63 +87,67 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        2,
+        (
+            # 0.1.0 enrolled every user with SHA1, 6 digits and 30 s unless told otherwise,
+            # and did not store the parameters; the defaults describe those rows.
+            f"ALTER TABLE {_TABLE} ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'SHA1'",
+            f"ALTER TABLE {_TABLE} ADD COLUMN digits INTEGER NOT NULL DEFAULT 6",
+            f"ALTER TABLE {_TABLE} ADD COLUMN period INTEGER NOT NULL DEFAULT 30",
+            # Comma-separated repr(float) values: exact, and readable in the sqlite3 shell.
+            f"ALTER TABLE {_TABLE} ADD COLUMN failure_log TEXT NOT NULL DEFAULT ''",
+            f"CREATE TABLE {_META} (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
+            # 0.1.0 may have encrypted secrets with older associated data; the service reads
+            # this flag to know it must be ready for them. A file without users has none.
+            f"INSERT INTO {_META} (name, value) SELECT 'legacy_ciphertexts', 'possible' "
+            f"WHERE EXISTS (SELECT 1 FROM {_TABLE})",
+        ),
+    ),
 )
 #: The schema version this release writes.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
-_BEGIN_ATTEMPT = f"""
-UPDATE {_TABLE} SET
-    failures = failures + 1,
-    last_failure_at = :now,
-    locked_at = CASE WHEN failures + 1 >= :lockout THEN :now ELSE locked_at END
-WHERE user_id = :user_id AND status = :status AND failures < :lockout
-  AND (last_failure_at IS NULL OR failures < :free
-       OR :now >= last_failure_at + MIN(:base * (1 << MIN(failures - :free, 40)), :cap))
-RETURNING {_COLUMNS}"""
+_SELECT = f"SELECT {_COLUMNS} FROM {_TABLE} WHERE user_id = ?"
+_INSERT = f"INSERT OR IGNORE INTO {_TABLE} ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_UPDATE = (
+    f"UPDATE {_TABLE} SET {', '.join(f'{name} = ?' for name in _FIELDS[1:])} WHERE user_id = ?"
+)
 
-_MARK_USED = f"""
-UPDATE {_TABLE} SET last_step = :step, drift = :drift,
-    failures = 0, last_failure_at = NULL, locked_at = NULL
-WHERE user_id = :user_id AND generation = :generation AND status = 'active'
-  AND (last_step IS NULL OR last_step < :step OR (:allow_equal AND last_step = :step))"""
-
-_ACTIVATE = f"""
-UPDATE {_TABLE} SET status = 'active', last_step = :step, drift = :drift,
-    failures = 0, last_failure_at = NULL, locked_at = NULL
-WHERE user_id = :user_id AND generation = :generation AND status = 'setup_pending'"""
-
-_RESYNC = f"""
-UPDATE {_TABLE} SET last_step = :step, drift = :drift,
-    failures = 0, last_failure_at = NULL, locked_at = NULL
-WHERE user_id = :user_id AND generation = :generation AND status = 'active'
-  AND last_step IS :expected"""
-
-# Hashes are kept comma-separated; removing one is a string edit inside one UPDATE, guarded
-# by its presence, so two requests with the same code cannot both remove it.
-_CONSUME = f"""
-UPDATE {_TABLE} SET
-    recovery_hashes = TRIM(REPLACE(',' || recovery_hashes || ',', ',' || :code_hash || ',', ','),
-                           ','),
-    failures = 0, last_failure_at = NULL, locked_at = NULL
-WHERE user_id = :user_id AND generation = :generation AND status = 'active'
-  AND INSTR(',' || recovery_hashes || ',', ',' || :code_hash || ',') > 0"""
+_SYNCHRONOUS = ("FULL", "NORMAL")
 
 
 class SQLiteStore:
-    """A :class:`~totpcore.Store` in a SQLite database file.
+    """A :class:`~totpcore.Store` in a SQLite database file, shared by threads and processes.
+
+    Usable as a context manager, which closes it on exit.
 
     Args:
-        path: The database file; created (with its schema) if missing.
+        path: The database file; created (mode 0600, with its schema) if missing.
         timeout: Seconds a writer waits for another connection's write lock.
+        pool_size: Idle connections kept for reuse; more may be open while operations run
+            concurrently, and those are closed when they come back.
+        synchronous: ``"FULL"`` (default): a returned commit survives power loss.
+            ``"NORMAL"``: faster commits, but the last ones before a power loss may be lost
+            (a used code may work again, a charged attempt may be forgotten); opt in knowingly.
 
     Raises:
-        StoreError: the file cannot be opened, is not a totpcore database, or has a schema newer
-            than this release understands.
-        InvalidParameterError: ``path`` is ``":memory:"``, which would give every thread its own
-            empty database; use :class:`~totpcore.MemoryStore` for that.
+        StoreError: the file cannot be created or opened, is not a totpcore database, or has a
+            schema newer than this release understands.
+        InvalidParameterError: ``path`` is empty or ``":memory:"`` (which would give every
+            connection its own empty database; use :class:`~totpcore.MemoryStore` for that),
+            or an option is out of range.
+        TypeError: an option has the wrong type.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        pool_size: int = 4,
+        synchronous: str = "FULL",
+    ) -> None:
         self._path = os.fspath(path)
         if self._path == ":memory:" or not self._path:
             raise InvalidParameterError("SQLiteStore needs a file path; use MemoryStore in memory")
@@ -116,12 +155,28 @@ class SQLiteStore:
             raise TypeError("timeout must be a number of seconds")
         if not 0 < timeout < 86400:  # also refuses NaN
             raise InvalidParameterError("timeout must be above 0 and below 86400 seconds")
-        self._timeout = float(timeout)
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._opened_lock = threading.Lock()
-        with self._errors():
-            self._migrate(self._connection())
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool):
+            raise TypeError("pool_size must be an int")
+        if pool_size < 0:
+            raise InvalidParameterError("pool_size must be 0 or more")
+        if not isinstance(synchronous, str):
+            raise TypeError("synchronous must be a str")
+        mode = synchronous.upper()
+        if mode not in _SYNCHRONOUS:
+            # Checked against a fixed list because it is interpolated into a PRAGMA.
+            raise InvalidParameterError("synchronous must be 'FULL' or 'NORMAL'")
+        _create_private(self._path)
+        self._pool = _Pool(functools.partial(_connect, self._path, float(timeout), mode), pool_size)
+        # Closes the idle connections if the store is dropped unclosed (Python 3.13 warns
+        # about every connection that is garbage-collected open). It holds the pool, never the
+        # store, so it does not keep the store alive.
+        weakref.finalize(self, self._pool.close)
+        try:
+            with self._transaction() as connection:
+                _migrate(connection)
+        except BaseException:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -138,195 +193,201 @@ class SQLiteStore:
         return self._path
 
     def close(self) -> None:
-        """Close every connection this store opened (in any thread)."""
-        with self._opened_lock:
-            for connection in self._opened:
-                connection.close()
-            self._opened.clear()
-        self._local = threading.local()
+        """Close the pooled connections; later operations raise StoreError. Closing twice is fine.
+
+        A connection still in use by an operation in another thread is closed when that
+        operation ends.
+        """
+        with self._errors():
+            self._pool.close()
 
     # --- Store protocol ------------------------------------------------------------------
 
     def get(self, user_id: str) -> UserRecord | None:
         """Return the user's record, or ``None``."""
-        with self._errors():
-            row = (
-                self._connection()
-                .execute(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE user_id = ?", (user_id,))
-                .fetchone()
-            )
-        return None if row is None else _record(row)
+        with self._errors(), self._borrowed() as connection:
+            return _fetch(connection, user_id)
 
     def user_ids(self) -> list[str]:
         """Return the ids of all users with a record, sorted."""
-        with self._errors():
-            rows = self._connection().execute(f"SELECT user_id FROM {_TABLE} ORDER BY user_id")
-            return [row[0] for row in rows]
+        # SQLite's default (BINARY) collation compares UTF-8 bytes, which orders strings by
+        # code point exactly like Python's sorted().
+        with self._errors(), self._borrowed() as connection:
+            rows = connection.execute(f"SELECT user_id FROM {_TABLE} ORDER BY user_id").fetchall()
+        return [row[0] for row in rows]
 
     def insert(self, record: UserRecord) -> bool:
-        """Store ``record`` if the user has none yet."""
-        with self._errors():
-            cursor = self._connection().execute(
-                f"INSERT OR IGNORE INTO {_TABLE} ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                _row(record),
-            )
-        return cursor.rowcount == 1
+        """Store ``record`` if the user has none yet (one ``INSERT OR IGNORE``)."""
+        values = _row(record)
+        with self._errors(), self._borrowed() as connection:
+            return connection.execute(_INSERT, values).rowcount == 1
 
     def replace(self, record: UserRecord, *, generation: int) -> bool:
         """Overwrite the user's record if its generation is ``generation``."""
-        values = _row(record)
-        with self._errors():
-            cursor = self._connection().execute(
-                f"UPDATE {_TABLE} SET status = ?, secret = ?, generation = ?, last_step = ?, "
-                "drift = ?, failures = ?, last_failure_at = ?, locked_at = ?, recovery_hashes = ? "
-                "WHERE user_id = ? AND generation = ?",
-                (*values[1:], record.user_id, generation),
-            )
-        return cursor.rowcount == 1
+        return self._apply(
+            record.user_id,
+            lambda row: record if row is not None and row.generation == generation else None,
+        )
 
     def delete(self, user_id: str) -> bool:
-        """Remove the user's record."""
-        with self._errors():
-            cursor = self._connection().execute(
-                f"DELETE FROM {_TABLE} WHERE user_id = ?", (user_id,)
-            )
-        return cursor.rowcount == 1
+        """Remove the user's record (one ``DELETE``)."""
+        with self._errors(), self._borrowed() as connection:
+            cursor = connection.execute(f"DELETE FROM {_TABLE} WHERE user_id = ?", (user_id,))
+            return cursor.rowcount == 1
 
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
-        """Charge one attempt if the user may make one now (one UPDATE ... RETURNING)."""
-        parameters = {
-            "user_id": user_id,
-            "status": status.value,
-            "now": now,
-            "free": limits.free,
-            "base": limits.base,
-            "cap": limits.cap,
-            "lockout": limits.lockout,
-        }
-        with self._errors():
-            connection = self._connection()
-            row = connection.execute(_BEGIN_ATTEMPT, parameters).fetchone()
-            if row is not None:
-                return Attempt(_record(row), True)
-        return Attempt(self.get(user_id), False)
+        """Charge one attempt if the user may make one now (see :class:`~totpcore.Store`)."""
+        return self._modify(
+            user_id, lambda row: _rules.charge(row, status=status, now=now, limits=limits)
+        )
 
     def mark_used(
-        self, user_id: str, *, generation: int, step: int, drift: int, allow_equal: bool
-    ) -> bool:
-        """Compare-and-set the last used step (one UPDATE)."""
-        return self._update(
-            _MARK_USED,
-            user_id=user_id,
-            generation=generation,
-            step=step,
-            drift=drift,
-            allow_equal=allow_equal,
-        )
-
-    def activate(self, user_id: str, *, generation: int, step: int, drift: int) -> bool:
-        """SETUP_PENDING -> ACTIVE with the confirming step marked used (one UPDATE)."""
-        return self._update(
-            _ACTIVATE, user_id=user_id, generation=generation, step=step, drift=drift
-        )
-
-    def resync(
         self,
         user_id: str,
         *,
         generation: int,
-        expected_last_step: int | None,
         step: int,
         drift: int,
+        allow_equal: bool,
+        charged_at: float,
     ) -> bool:
-        """Move ``last_step`` (even backwards) if it is still what the caller read (one UPDATE)."""
-        return self._update(
-            _RESYNC,
-            user_id=user_id,
-            generation=generation,
-            expected=expected_last_step,
-            step=step,
-            drift=drift,
+        """Compare-and-set the replay mark (see :class:`~totpcore.Store`)."""
+        return self._apply(
+            user_id,
+            lambda row: _rules.mark_used(
+                row,
+                generation=generation,
+                step=step,
+                drift=drift,
+                allow_equal=allow_equal,
+                charged_at=charged_at,
+            ),
+        )
+
+    def activate(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """SETUP_PENDING -> ACTIVE with the confirming step marked used."""
+        return self._apply(
+            user_id,
+            lambda row: _rules.activate(
+                row, generation=generation, step=step, drift=drift, charged_at=charged_at
+            ),
+        )
+
+    def resync(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """Move the replay mark to ``step`` if the pair lies above it."""
+        return self._apply(
+            user_id,
+            lambda row: _rules.resync(
+                row, generation=generation, step=step, drift=drift, charged_at=charged_at
+            ),
         )
 
     def set_recovery_hashes(
         self, user_id: str, *, generation: int, hashes: tuple[str, ...]
     ) -> bool:
-        """Replace the recovery code hashes of an ACTIVE record (one UPDATE)."""
-        if any("," in entry for entry in hashes):
-            raise InvalidParameterError("recovery hashes must not contain ','")
-        return self._update(
-            f"UPDATE {_TABLE} SET recovery_hashes = :hashes "
-            "WHERE user_id = :user_id AND generation = :generation AND status = 'active'",
-            user_id=user_id,
-            generation=generation,
-            hashes=",".join(hashes),
+        """Replace the recovery code hashes of an ACTIVE record."""
+        _check_hashes(hashes)  # before the transaction: a bad argument is not a store failure
+        return self._apply(
+            user_id,
+            lambda row: _rules.set_recovery_hashes(row, generation=generation, hashes=hashes),
         )
 
-    def consume_recovery_hash(self, user_id: str, *, generation: int, code_hash: str) -> bool:
-        """Remove one recovery code hash; only one caller can win it (one UPDATE)."""
-        if not code_hash or "," in code_hash:
-            return False
-        return self._update(_CONSUME, user_id=user_id, generation=generation, code_hash=code_hash)
+    def consume_recovery_hash(
+        self, user_id: str, *, generation: int, code_hash: str, charged_at: float
+    ) -> bool:
+        """Remove one recovery code hash; only one caller can win it."""
+        return self._apply(
+            user_id,
+            lambda row: _rules.consume_recovery_hash(
+                row, generation=generation, code_hash=code_hash, charged_at=charged_at
+            ),
+        )
+
+    def set_secret(self, user_id: str, *, generation: int, expected: bytes, secret: bytes) -> bool:
+        """Replace the secret bytes if generation and secret are still as read."""
+        return self._apply(
+            user_id,
+            lambda row: _rules.set_secret(
+                row, generation=generation, expected=expected, secret=secret
+            ),
+        )
 
     def unlock(self, user_id: str) -> bool:
-        """Clear the failure count and lock (one UPDATE)."""
-        return self._update(
-            f"UPDATE {_TABLE} SET failures = 0, last_failure_at = NULL, locked_at = NULL "
-            "WHERE user_id = :user_id",
-            user_id=user_id,
-        )
+        """Clear the failures, the failure log and the lock."""
+        return self._apply(user_id, _rules.unlock)
+
+    def get_meta(self, name: str) -> str | None:
+        """Return a store-wide setting, or ``None``."""
+        with self._errors(), self._borrowed() as connection:
+            return _meta(connection, name)
+
+    def set_meta(self, name: str, value: str, *, expected: str | None) -> bool:
+        """Set a store-wide setting if its current value is ``expected`` (``None``: absent)."""
+        with self._transaction() as connection:
+            if _meta(connection, name) != expected:
+                return False
+            connection.execute(
+                f"INSERT OR REPLACE INTO {_META} (name, value) VALUES (?, ?)", (name, value)
+            )
+        return True
 
     # --- internals -----------------------------------------------------------------------
 
-    def _update(self, sql: str, **parameters: Any) -> bool:
-        """Run one conditional UPDATE; return whether it changed the row."""
-        with self._errors():
-            return self._connection().execute(sql, parameters).rowcount == 1
+    def _apply(self, user_id: str, rule: Callable[[UserRecord | None], UserRecord | None]) -> bool:
+        """Apply a rule to the user's row in one transaction; return whether it wrote."""
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use (and again after a fork)."""
-        local = self._local
-        connection: sqlite3.Connection | None = getattr(local, "connection", None)
-        if connection is not None and local.pid == os.getpid():
-            return connection
-        # isolation_level=None: autocommit, so each statement is its own transaction and
-        # multi-statement transactions are explicit (BEGIN IMMEDIATE).
-        connection = sqlite3.connect(
-            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        local.connection, local.pid = connection, os.getpid()
-        with self._opened_lock:
-            self._opened.append(connection)
-        return connection
+        def written(row: UserRecord | None) -> tuple[UserRecord | None, bool]:
+            changed = rule(row)
+            return changed, changed is not None
 
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        """Bring the schema up to SCHEMA_VERSION inside one immediate transaction."""
-        connection.execute("BEGIN IMMEDIATE")
+        return self._modify(user_id, written)
+
+    def _modify(
+        self, user_id: str, rule: Callable[[UserRecord | None], tuple[UserRecord | None, _T]]
+    ) -> _T:
+        """Read the row, apply ``rule``, write what it returns, all in one transaction.
+
+        ``rule`` returns the record to write (``None``: leave the row alone) and the
+        operation's result.
+        """
+        with self._transaction() as connection:
+            changed, outcome = rule(_fetch(connection, user_id))
+            if changed is not None:
+                connection.execute(_UPDATE, (*_row(changed)[1:], user_id))
+        return outcome
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection inside ``BEGIN IMMEDIATE``, committed if the block returns."""
+        with self._errors(), self._borrowed() as connection:
+            # IMMEDIATE takes the write lock now, before the read, so nobody can write in
+            # between; a plain BEGIN would let two transactions read the same row and then
+            # have one fail (or, worse, both decide on the same stale value).
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back already (e.g. after a disk full error); a failed
+                # ROLLBACK must not hide the error that caused it. The pool drops a connection
+                # that is still inside a transaction.
+                if connection.in_transaction:
+                    with suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """A connection checked out of the pool for the duration of the block."""
+        connection = self._pool.checkout()
         try:
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the database has schema version {version}; this totpcore supports up to "
-                    f"{SCHEMA_VERSION}; upgrade totpcore"
-                )
-            if (
-                version == 0
-                and connection.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-                ).fetchone()[0]
-            ):
-                raise StoreError("the file is a SQLite database of another application")
-            for target, statements in _MIGRATIONS:
-                if target > version:
-                    for statement in statements:
-                        connection.execute(statement)
-                    connection.execute(f"PRAGMA user_version = {int(target)}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            yield connection
+        finally:
+            self._pool.checkin(connection)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -341,41 +402,224 @@ class SQLiteStore:
             raise StoreError("a text value is not encodable as UTF-8") from error
 
 
+class _Pool:
+    """Idle connections to one database file, owned by the process that opened them.
+
+    Thread-safe. Every connection this process opened and has not closed is in ``_live``
+    (idle or checked out), so a fork can hand all of them over to ``_ORPHANED`` at once.
+    """
+
+    def __init__(self, opener: Callable[[], sqlite3.Connection], size: int) -> None:
+        self._opener = opener
+        self._size = size
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._live: set[sqlite3.Connection] = set()
+        self._pid = os.getpid()
+        self._closed = False
+        _POOLS.add(self)
+
+    def checkout(self) -> sqlite3.Connection:
+        """An idle connection, or a new one when none is idle."""
+        if self._pid != os.getpid():
+            # A fork the at-fork hook did not see (one made outside Python's os.fork).
+            self.forget_parent()
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            if self._idle:
+                return self._idle.pop()
+        # Opened outside the lock: opening waits on the disk, and other threads may meanwhile
+        # check connections in and out.
+        connection = self._opener()
+        with self._lock:
+            # Read again: another thread may have closed the store while this one opened.
+            closed: bool = self._closed
+            if not closed:
+                self._live.add(connection)
+                return connection
+        connection.close()
+        raise StoreError("the store is closed")
+
+    def checkin(self, connection: sqlite3.Connection) -> None:
+        """Return a connection: kept idle if there is room, closed otherwise."""
+        with self._lock:
+            if connection not in self._live:
+                # The parent's connection, checked out before a fork: never ours to keep.
+                return
+            if not self._closed and not connection.in_transaction and len(self._idle) < self._size:
+                self._idle.append(connection)
+                return
+            self._live.discard(connection)
+        connection.close()
+
+    def close(self) -> None:
+        """Close the idle connections and refuse new checkouts; idempotent."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._live.difference_update(idle)
+        failure: sqlite3.Error | None = None
+        for connection in idle:
+            # Close every one even if one fails, so none is left for the garbage collector.
+            try:
+                connection.close()
+            except sqlite3.Error as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
+    def forget_parent(self) -> None:
+        """In a forked child: set the parent's connections aside, unused and unclosed."""
+        # Using them would interleave with the parent's use of the same connection; closing
+        # them would run SQLite's shutdown (a checkpoint, perhaps removing the -wal file) with
+        # lock state copied from the parent. Kept referenced for the life of the process so
+        # the garbage collector never closes them either.
+        _ORPHANED.extend(self._live)
+        self._live = set()
+        self._idle = []
+        # The parent's lock may have been held by a thread that does not exist in the child.
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+
+#: Every pool in this process, for the at-fork hook.
+_POOLS: weakref.WeakSet[_Pool] = weakref.WeakSet()
+#: Connections inherited through a fork: never used, never closed.
+_ORPHANED: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    """Make every pool in the new child process start empty."""
+    for pool in list(_POOLS):
+        pool.forget_parent()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _create_private(path: str) -> None:
+    """Create the database file with mode 0600 if it does not exist; never touch an existing one.
+
+    SQLite would create it with the umask's mode (typically world-readable), and the file
+    holds the secrets (encrypted or not) and the recovery code hashes. SQLite creates the
+    ``-wal`` and ``-shm`` files with the main file's mode, so they follow.
+    """
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return  # the user's file (or one made by another process): its mode is theirs
+    except OSError as error:
+        raise StoreError(f"cannot create the database file ({error.strerror})") from error
+    os.close(descriptor)
+
+
+def _connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
+    """Open one connection configured for the store."""
+    # check_same_thread=False: pooled connections move between threads, one at a time.
+    # isolation_level=None: autocommit, so single statements commit on their own and
+    # multi-statement transactions are explicit (BEGIN IMMEDIATE), never implicit.
+    connection = sqlite3.connect(
+        path, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        connection.execute("PRAGMA journal_mode = WAL").fetchall()
+        connection.execute(f"PRAGMA synchronous = {synchronous}").fetchall()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring the schema up to SCHEMA_VERSION; runs inside the caller's immediate transaction."""
+    version = connection.execute("PRAGMA user_version").fetchall()[0][0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {version}; this totpcore supports up to "
+            f"{SCHEMA_VERSION}; upgrade totpcore"
+        )
+    if version == 0:
+        tables = connection.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()[0][0]
+        if tables:
+            raise StoreError("the file is a SQLite database of another application")
+    for target, statements in _MIGRATIONS:
+        if target > version:
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {int(target)}")
+
+
+def _fetch(connection: sqlite3.Connection, user_id: str) -> UserRecord | None:
+    """The user's row as a record, or ``None``."""
+    # fetchall, not fetchone: it runs the statement to completion, so no half-read statement
+    # keeps a read snapshot open on a connection that goes back to the pool.
+    rows = connection.execute(_SELECT, (user_id,)).fetchall()
+    return _record(rows[0]) if rows else None
+
+
+def _meta(connection: sqlite3.Connection, name: str) -> str | None:
+    """A store-wide setting, or ``None``."""
+    rows = connection.execute(f"SELECT value FROM {_META} WHERE name = ?", (name,)).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
 def _safe(error: sqlite3.Error) -> str:
     """SQLite's own error text names tables and conditions, never bound values."""
-    return str(error).splitlines()[0][:200]
+    lines = str(error).splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def _check_hashes(hashes: tuple[str, ...]) -> None:
+    """Refuse hashes the comma-separated column could not give back unchanged."""
+    if any(not entry or "," in entry for entry in hashes):
+        raise InvalidParameterError("recovery hashes must be non-empty and must not contain ','")
 
 
 def _row(record: UserRecord) -> tuple[Any, ...]:
-    """A record as the column values of one row, in _COLUMNS order."""
-    hashes = record.recovery_hashes
-    if any("," in entry for entry in hashes):
-        raise InvalidParameterError("recovery hashes must not contain ','")
+    """A record as the column values of one row, in _FIELDS order."""
+    _check_hashes(record.recovery_hashes)
     return (
         record.user_id,
         record.status.value,
         record.secret,
         record.generation,
+        record.algorithm,
+        record.digits,
+        record.period,
         record.last_step,
         record.drift,
         record.failures,
         record.last_failure_at,
         record.locked_at,
-        ",".join(hashes),
+        # repr of a float is the shortest text that parses back to the same float.
+        ",".join(repr(float(entry)) for entry in record.failure_log),
+        ",".join(record.recovery_hashes),
     )
 
 
 def _record(row: tuple[Any, ...]) -> UserRecord:
-    """A row in _COLUMNS order as a record."""
+    """A row in _FIELDS order as a record."""
+    try:
+        failure_log = tuple(float(entry) for entry in row[12].split(",")) if row[12] else ()
+    except ValueError as error:
+        raise StoreError("a stored failure_log is malformed") from error
     return UserRecord(
         user_id=row[0],
         status=Status(row[1]),
         secret=bytes(row[2]),
         generation=row[3],
-        last_step=row[4],
-        drift=row[5],
-        failures=row[6],
-        last_failure_at=row[7],
-        locked_at=row[8],
-        recovery_hashes=tuple(row[9].split(",")) if row[9] else (),
+        algorithm=row[4],
+        digits=row[5],
+        period=row[6],
+        last_step=row[7],
+        drift=row[8],
+        failures=row[9],
+        last_failure_at=row[10],
+        locked_at=row[11],
+        failure_log=failure_log,
+        recovery_hashes=tuple(row[13].split(",")) if row[13] else (),
     )
