@@ -263,26 +263,48 @@ def test_drift_learning_can_be_turned_off(store: Store, clock: Clock) -> None:
     assert verdict.drift == 0
 
 
-def test_resync_a_phone_two_hours_slow(service: TwoFactor, clock: Clock) -> None:
-    """Two consecutive codes from a phone 2 h slow resynchronise it, even backwards."""
+def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: Clock) -> None:
+    """Two consecutive codes from a phone 2 h fast resynchronise it; the pair is then used."""
     phone = enrol(service, clock)
     assert service.verify("alice", phone.generate(clock.now))
     clock.advance(30)
+    fast = clock.now + 7200
+    assert not service.verify("alice", phone.generate(fast))
+    verdict = service.resync("alice", phone.generate(fast - 30), phone.generate(fast))
+    assert verdict
+    assert verdict.drift == 240
+    assert verdict.detail == "code accepted; the device clock is about 2 hours fast"
+    stored = service.store.get("alice")
+    assert stored is not None
+    assert stored.last_step == phone.counter_at(fast)
+    assert service.verify("alice", phone.generate(fast)).reason is Reason.REPLAYED
+    clock.advance(30)
+    assert service.verify("alice", phone.generate(clock.now + 7200))
+    # The same pair again is a replay, not a second resync.
+    again = service.resync("alice", phone.generate(fast - 30), phone.generate(fast))
+    assert again.reason is Reason.REPLAYED
+
+
+def test_resync_a_slow_phone_before_its_first_use(service: TwoFactor, clock: Clock) -> None:
+    """An imported user whose phone is 2 h slow resyncs: nothing has been accepted yet."""
+    phone = TOTP(bytes(range(20)))
+    service.import_secret("alice", phone.key)
     slow = clock.now - 7200
     assert not service.verify("alice", phone.generate(slow))
     verdict = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
     assert verdict
     assert verdict.drift == -240
-    assert verdict.detail == "code accepted; the device clock is about 2 hours slow"
-    stored = service.store.get("alice")
-    assert stored is not None
-    assert stored.last_step == phone.counter_at(slow)
-    assert service.verify("alice", phone.generate(slow)).reason is Reason.REPLAYED
     clock.advance(30)
     assert service.verify("alice", phone.generate(clock.now - 7200))
-    # The same pair again is a replay, not a second resync.
-    again = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
-    assert again.reason is Reason.REPLAYED
+
+
+def test_resync_cannot_go_behind_the_mark(service: TwoFactor, clock: Clock) -> None:
+    """A phone that fell 2 h slow after use is refused: fix its time, or an admin resets."""
+    phone = enrol(service, clock)
+    slow = clock.now - 7200
+    verdict = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
+    assert verdict.reason is Reason.REPLAYED
+    assert "not above the last accepted step" in verdict.detail
 
 
 def test_resync_refuses_codes_that_are_not_consecutive(service: TwoFactor, clock: Clock) -> None:
@@ -439,16 +461,17 @@ def test_cipher_keeps_only_ciphertext_in_the_store(store: Store, clock: Clock) -
 
 
 def test_wrong_cipher_key_fails_closed(store: Store, clock: Clock) -> None:
-    """A service with the wrong key raises CipherError instead of accepting anything."""
+    """A service with the wrong key, or none, fails at construction on an encrypted store."""
     service = TwoFactor(
         store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
     )
-    phone = enrol(service, clock)
-    other = TwoFactor(
-        store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
-    )
-    with pytest.raises(CipherError):
-        other.verify("alice", phone.generate(clock.now))
+    enrol(service, clock)
+    before = store.get("alice")
+    with pytest.raises(CipherError, match="does not have"):
+        TwoFactor(store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32)))
+    with pytest.raises(CipherError, match="encrypted"):
+        TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+    assert store.get("alice") == before
 
 
 # --- failing stores ------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from totpcore.secret import (
     encode_secret,
     generate_secret,
 )
-from totpcore.service import MAX_USER_ID_LENGTH, Provisioning, TwoFactor
+from totpcore.service import MAX_CODE_LENGTH, MAX_USER_ID_LENGTH, Provisioning, TwoFactor
 from totpcore.stores import MemoryStore, SQLiteStore, Status, Store, UserRecord
 from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
 from totpcore.verdict import Reason, Verdict
 
 __all__ = [
     "HOTP",
+    "MAX_CODE_LENGTH",
     "MAX_LOCKOUT_FAILURES",
     "MAX_LOOK_AHEAD",
     "MAX_SECRET_LENGTH",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from totpcore._checks import check_algorithm, check_digits, check_int, check_period, check_range
+from totpcore._throttle import delay_after
 from totpcore.errors import InvalidParameterError
 from totpcore.otp import MAX_WINDOW
 
@@ -25,7 +26,9 @@ class Policy:
     """How :class:`~totpcore.TwoFactor` provisions, verifies and throttles.
 
     Attributes:
-        digits: Code length for new enrolments, 6 to 8.
+        digits: Code length for new enrolments, 6 to 8. Enrolled users keep their own
+            ``digits``, ``algorithm`` and ``period``: changing them here affects new
+            enrolments only.
         algorithm: Hash for new enrolments: ``"SHA1"`` (default; every app), ``"SHA256"`` or
             ``"SHA512"``.
         period: Time step in seconds for new enrolments.
@@ -40,8 +43,10 @@ class Policy:
         base_delay: Seconds to wait after the first failure past the free ones; doubles with
             each further failure.
         max_delay: Cap on that delay, in seconds.
-        lockout_failures: Consecutive failures after which the user is locked until an admin
-            unlocks or resets them; at most 100 (NIST SP 800-63B §5.2.2).
+        lockout_failures: Wrong codes after which the next attempt locks the user until an
+            admin unlocks or resets them: at most this many consecutive failures, and at most
+            this many charged attempts in any rolling 24 hours whatever successes interleave;
+            at most 100 (NIST SP 800-63B §5.2.2).
         recovery_codes: How many recovery codes a new set holds.
         recovery_iterations: PBKDF2-HMAC-SHA256 iterations for hashing recovery codes.
 
@@ -92,16 +97,3 @@ class Policy:
     def max_drift_steps(self) -> int:
         """``max_drift`` in whole time steps."""
         return self.max_drift // self.period
-
-
-def delay_after(failures: int, *, free: int, base: float, cap: float) -> float:
-    """Seconds a user must wait after ``failures`` consecutive failures before trying again.
-
-    Nothing for the first ``free`` failures, then ``base`` doubling with each further failure,
-    never more than ``cap``. Stores use this formula (or its SQL or Lua twin) inside their atomic
-    attempt operation.
-    """
-    if failures < free:
-        return 0.0
-    # The exponent is capped so the power stays small; base * 2**40 exceeds any allowed cap.
-    return float(min(base * 2 ** min(failures - free, 40), cap))
