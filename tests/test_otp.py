@@ -28,6 +28,8 @@ from totpcore import (
     encode_secret,
     hotp,
 )
+from totpcore._checks import HASHES
+from totpcore._engine import Keyed, code_value
 
 MAX_COUNTER = 2**64 - 1
 #: The RFC 4226 Appendix D key, ASCII "12345678901234567890".
@@ -59,6 +61,32 @@ def first_repeat(otp: HOTP, accept: Callable[[int], bool]) -> tuple[int, int]:
             return earlier, counter
         latest[code] = counter
     raise AssertionError("no repeated code in range; pick another key")
+
+
+class RecordingHash:
+    """A hash object that logs the counter of every MAC computed from it or its copies.
+
+    The engine feeds a copy of the inner pad state the 8-byte counter (RFC 4226 §5.2); no
+    other message it hashes is 8 bytes long (the pads are a block, the inner digest 20 or more).
+    """
+
+    def __init__(self, state: Any, log: list[int]) -> None:
+        self.state, self.log = state, log
+        self.block_size: int = state.block_size
+
+    def copy(self) -> RecordingHash:
+        """Copy the state; the copy logs into the same list."""
+        return RecordingHash(self.state.copy(), self.log)
+
+    def update(self, data: bytes) -> None:
+        """Feed ``data`` to the state, logging it first if it is a counter."""
+        if len(data) == 8:
+            self.log.append(int.from_bytes(data, "big"))
+        self.state.update(data)
+
+    def digest(self) -> bytes:
+        """Return the state's digest."""
+        return bytes(self.state.digest())
 
 
 def nearest_match(values: dict[int, int], wanted: int, expected: int) -> Match | None:
@@ -338,27 +366,20 @@ def test_bad_windows(key: bytes, window: object, error: type[Exception]) -> None
             otp.verify(code, at=1_700_000_000, window=window)  # type: ignore[arg-type]
 
 
-def test_whole_window_is_always_computed(key: bytes) -> None:
+def test_whole_window_is_always_computed(key: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """No early exit: every slot of the window is computed even when the first one matches.
 
-    The HMAC inner state is wrapped so its copies can be counted: a verifier that stopped at
-    the first match would make 1 copy here instead of 3.
+    The SHA1 constructor the engine looks up is swapped for one that records the counter of
+    every MAC computed: a verifier that stopped at the first match would record 1 counter for
+    the window here instead of 3.
     """
+    log: list[int] = []
+    monkeypatch.setitem(HASHES, "SHA1", lambda data=b"": RecordingHash(hashlib.sha1(data), log))
     otp = TOTP(key)
     at = 1_700_000_000
-
-    class Counting:
-        def __init__(self, state: Any) -> None:
-            self.state, self.copies = state, 0
-
-        def copy(self) -> Any:
-            self.copies += 1
-            return self.state.copy()
-
-    counting = Counting(otp._inner)
-    object.__setattr__(otp, "_inner", counting)
-    assert otp.verify(otp.generate(at - 30), at=at) == Match(otp.counter_at(at) - 1, -1)
-    assert counting.copies == 1 + 3  # one for generate, three for the window
+    step = otp.counter_at(at)
+    assert otp.verify(otp.generate(at - 30), at=at) == Match(step - 1, -1)
+    assert log == [step - 1, step - 1, step, step + 1]  # generate, then the whole window
 
 
 def test_nearest_match_wins_rfc4226_key() -> None:
@@ -426,9 +447,10 @@ def test_match_is_the_nearest_matching_step(
     The expected result is worked out slot by slot with hotp().
 
     Checked on 6-digit codes through TOTP.verify, where a second match is rare, and on values
-    cut to 1 or 2 digits through the engine's window scan, where most windows hold several
-    matches, so ties and near-versus-far choices come up in every run. The code is always
-    one of the window's own, so there is at least one match.
+    cut to 1 or 2 digits through the engine's window scan (Keyed.around, which takes any digit
+    count), where most windows hold several matches, so ties and near-versus-far choices come
+    up in every run. The code is always one of the window's own, so there is at least one
+    match.
     """
     counters = range(max(step - past, 0), min(step + future, MAX_COUNTER) + 1)
     target = counters[slot % len(counters)]
@@ -440,11 +462,10 @@ def test_match_is_the_nearest_matching_step(
     found = TOTP(key, period=1).verify(code, at=step, window=(past, future))
     assert found == nearest_match(six, six[target], step)
 
-    short = HOTP(key)
-    object.__setattr__(short, "_modulus", 10**digits)
+    short = Keyed(key, digits=digits, algorithm="SHA1")
     values = {counter: value % 10**digits for counter, value in full.items()}
     wanted = values[target]
-    assert short._around(wanted, step, past, future) == nearest_match(values, wanted, step)
+    assert short.around(wanted, step, past, future) == nearest_match(values, wanted, step)
 
 
 # --- HOTP ----------------------------------------------------------------------------------
@@ -593,3 +614,104 @@ def test_arbitrary_text_never_raises(key: bytes, digits: int, at: int, code: str
     """verify() returns a Match or None for any text at all."""
     result = TOTP(key, digits=digits).verify(code, at=at)
     assert result is None or isinstance(result, Match)
+
+
+# --- engine (totpcore._engine, shared with the service) ------------------------------------
+
+
+@given(
+    key=st.binary(min_size=1, max_size=300),
+    counter=st.integers(0, MAX_COUNTER),
+    digits=st.integers(6, 8),
+    algorithm=st.sampled_from(["SHA1", "SHA256", "SHA512"]),
+)
+def test_keyed_matches_stdlib_hmac(key: bytes, counter: int, digits: int, algorithm: str) -> None:
+    """value() and code() agree with the plain stdlib HMAC, for short and long keys.
+
+    Keys run up to 300 bytes, past the largest hash block (SHA512's 128), so the RFC 2104
+    hashing of long keys is covered for every algorithm.
+    """
+    keyed = Keyed(key, digits=digits, algorithm=algorithm)
+    expected = reference_hotp(key, counter, digits, algorithm.lower())
+    assert keyed.code(counter) == expected
+    assert keyed.value(counter) == int(expected)
+    assert (keyed.key, keyed.digits, keyed.algorithm) == (key, digits, algorithm)
+
+
+def test_keyed_values_stop_at_the_last_counter(key: bytes) -> None:
+    """values() covers first..last inclusive, clipped at 2**64-1 instead of wrapping."""
+    keyed = Keyed(key, digits=6, algorithm="SHA1")
+    assert keyed.values(5, 9) == [int(reference_hotp(key, counter)) for counter in range(5, 10)]
+    assert keyed.values(MAX_COUNTER - 1, MAX_COUNTER + 3) == [
+        int(reference_hotp(key, MAX_COUNTER - 1)),
+        int(reference_hotp(key, MAX_COUNTER)),
+    ]
+    assert keyed.values(7, 6) == []
+
+
+@pytest.mark.parametrize(
+    ("counter", "past", "future", "computed"),
+    [
+        (1_000, 2, 3, range(998, 1_004)),
+        (1, 5, 1, range(3)),
+        (MAX_COUNTER - 1, 1, 5, range(MAX_COUNTER - 2, MAX_COUNTER + 1)),
+    ],
+    ids=["inside", "clipped at 0", "clipped at 2**64-1"],
+)
+def test_keyed_around_computes_the_clipped_window_whole(
+    key: bytes, counter: int, past: int, future: int, computed: range
+) -> None:
+    """around() computes every counter of the window, clipped to 0 .. 2**64-1.
+
+    The code is the first counter's, so an early exit would show as a shorter log. The offset
+    is measured from the expected counter, not from the clipped window's start.
+    """
+    keyed = Keyed(key, digits=6, algorithm="SHA1")
+    first_value = keyed.value(computed[0])
+    log: list[int] = []
+    keyed.inner = RecordingHash(keyed.inner, log)
+    match = keyed.around(first_value, counter, past, future)
+    assert log == list(computed)
+    assert match is not None
+    assert match.offset == match.counter - counter
+    assert keyed.value(match.counter) == first_value
+
+
+@pytest.mark.parametrize(
+    ("code", "digits", "expected"),
+    [
+        ("012345", 6, 12345),
+        ("012 345", 6, 12345),
+        (" 0 1 2 3 4 5 ", 6, 12345),
+        ("01234567", 8, 1234567),
+        ("12345", 6, None),
+        ("+12345", 6, None),
+        ("12345\n", 6, None),
+        ("\uff10\uff11\uff12\uff13\uff14\uff15", 6, None),
+    ],
+)
+def test_code_value(code: str, digits: int, expected: int | None) -> None:
+    """code_value() reads exactly `digits` ASCII digits once spaces are removed."""
+    assert code_value(code, digits) == expected
+
+
+def test_code_value_refuses_non_str() -> None:
+    """A code that is not a str is a programming error, as in verify()."""
+    with pytest.raises(TypeError):
+        code_value(b"123456", 6)  # type: ignore[arg-type]
+
+
+def test_no_private_class_in_the_public_api() -> None:
+    """HOTP and TOTP have no private base class, and Match still belongs to totpcore.otp.
+
+    Sphinx shows a class's bases, and pickles and docs name a class by its module.
+    """
+    import pickle
+
+    import totpcore.otp
+
+    for cls in (HOTP, TOTP):
+        assert cls.__bases__ == (object,)
+    assert Match is totpcore.otp.Match
+    assert Match.__module__ == "totpcore.otp"
+    assert pickle.loads(pickle.dumps(Match(7, -1))) == Match(7, -1)

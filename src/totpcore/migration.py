@@ -19,7 +19,7 @@ from urllib.parse import quote
 from totpcore import _protobuf
 from totpcore._checks import check_range
 from totpcore.errors import InvalidParameterError, InvalidURIError
-from totpcore.uri import OTPAuthURI, _parameters, _parsed_fields
+from totpcore.uri import OTPAuthURI, fields_from_input, parse_query
 
 __all__ = [
     "MAX_MIGRATION_URI_LENGTH",
@@ -73,7 +73,7 @@ def parse_migration_uri(uri: str) -> MigrationBatch:
     head, _, query = uri.partition("?")
     if head.lower() != "otpauth-migration://offline":
         raise InvalidURIError("a migration URI starts with otpauth-migration://offline?")
-    params = _parameters(query)
+    params = parse_query(query)
     if "data" not in params:
         raise InvalidURIError("migration URI has no data parameter")
     text = params["data"]
@@ -179,7 +179,7 @@ def _parameters_message(data: bytes) -> OTPAuthURI:
     if colon and (issuer_name is None or label_issuer.strip() == issuer_name):
         issuer_name = issuer_name or label_issuer.strip() or None
         account_name = rest.strip()
-    return _parsed_fields(
+    return fields_from_input(
         kind=kind,
         account=account_name,
         issuer=issuer_name,

@@ -4,10 +4,11 @@ Everything here is pure and stateless: no storage, no users, no replay memory (t
 service's job). Objects are frozen and validate their options once, at construction, so the
 hot path only does the arithmetic.
 
-Codes are compared as integers: each truncated HMAC value and the submitted code are both
-below 10**8 < 2**30, a single machine word in CPython, so ``==`` has no data-dependent early
-exit; and the whole window is always computed, so the time taken does not reveal which slot
-matched, or whether any did.
+The HMAC arithmetic lives in :mod:`totpcore._engine`, which the service shares. Codes are
+compared as integers: each truncated HMAC value and the submitted code are both below
+10**8 < 2**30, a single machine word in CPython, so ``==`` has no data-dependent early exit;
+and the whole window is always computed, so the time taken does not reveal which slot matched,
+or whether any did.
 
 Two counters can share a code (with 6 digits, any two do with a chance of about 10**-6), so
 a window can hold more than one match. The match reported is the counter nearest the expected
@@ -19,15 +20,11 @@ counter.
 from __future__ import annotations
 
 import math
-import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from totpcore._checks import (
-    HASHES,
     MAX_COUNTER,
     check_algorithm,
     check_counter,
@@ -36,6 +33,7 @@ from totpcore._checks import (
     check_period,
     check_t0,
 )
+from totpcore._engine import Keyed, Match, code_value
 from totpcore.errors import (
     InvalidParameterError,
     InvalidSecretError,
@@ -61,27 +59,6 @@ Window = int | tuple[int, int]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
-# Pre-bound packers: the counter is an 8-byte big-endian message (RFC 4226 §5.2) and dynamic
-# truncation reads 4 bytes big-endian at an offset (§5.3).
-_pack_counter: Callable[[int], bytes] = struct.Struct(">Q").pack
-_unpack_word: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_from
-# HMAC pads (RFC 2104): the key XOR 0x36 for the inner hash and XOR 0x5C for the outer one.
-_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
-_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A successful verification.
-
-    Attributes:
-        counter: The HOTP counter (for TOTP, the time step) the code belongs to.
-        offset: Distance in steps from the expected counter: negative when the code is older
-            than expected (a slow clock), positive when newer.
-    """
-
-    counter: int
-    offset: int
 
 
 def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") -> str:
@@ -99,107 +76,7 @@ def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") 
 
 
 @dataclass(frozen=True, slots=True)
-class _OTP:
-    """What HOTP and TOTP share: the key, the code format, and the precomputed HMAC state."""
-
-    key: bytes = field(repr=False)
-    digits: int = field(default=6, kw_only=True)
-    algorithm: str = field(default="SHA1", kw_only=True)
-    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
-    # Precomputed in __post_init__ so that each candidate costs two hash copies, not a full
-    # HMAC setup (key padding, two hash object constructions).
-    _inner: Any = field(init=False, repr=False, compare=False)
-    _outer: Any = field(init=False, repr=False, compare=False)
-    _modulus: int = field(init=False, repr=False, compare=False)
-    _format: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes | bytearray):
-            raise TypeError(f"key must be bytes, not {type(self.key).__name__}")
-        key = bytes(self.key)
-        if not isinstance(self.enforce_key_length, bool):
-            raise TypeError("enforce_key_length must be a bool")
-        if not key:
-            raise InvalidSecretError("key is empty")
-        if self.enforce_key_length and len(key) < MIN_KEY_BYTES:
-            raise InvalidSecretError(
-                f"key is {len(key) * 8} bits; RFC 4226 requires at least {MIN_KEY_BYTES * 8} "
-                "(pass enforce_key_length=False to accept a legacy shorter key)"
-            )
-        digits = check_digits(self.digits)
-        algorithm = check_algorithm(self.algorithm)
-        new_hash = HASHES[algorithm]
-        block_size = new_hash().block_size
-        if len(key) > block_size:  # RFC 2104 §2: long keys are hashed first
-            key_block = new_hash(key).digest().ljust(block_size, b"\0")
-        else:
-            key_block = key.ljust(block_size, b"\0")
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "algorithm", algorithm)
-        object.__setattr__(self, "_inner", new_hash(key_block.translate(_INNER_PAD)))
-        object.__setattr__(self, "_outer", new_hash(key_block.translate(_OUTER_PAD)))
-        object.__setattr__(self, "_modulus", 10**digits)
-        object.__setattr__(self, "_format", f"%0{digits}d")
-
-    def _truncated(self, counter: int) -> int:
-        """Return the HOTP value (before formatting) for an already validated counter."""
-        inner = self._inner.copy()
-        inner.update(_pack_counter(counter))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        digest = outer.digest()
-        return (_unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self._modulus
-
-    def _values(self, first: int, last: int) -> list[int]:
-        """Return the HOTP values of every counter in ``first..last`` (for resynchronisation)."""
-        return [self._truncated(counter) for counter in range(first, min(last, MAX_COUNTER) + 1)]
-
-    def _around(self, wanted: int, counter: int, past: int, future: int) -> Match | None:
-        """Match an already parsed code against ``counter - past .. counter + future``.
-
-        The window is clipped to the valid counters 0 .. 2**64-1. The offset in the result is
-        measured from ``counter``. Of several matching counters, the nearest to ``counter``
-        wins, and the earlier one on a tie (see :meth:`_scan`).
-        """
-        first = counter - past if counter > past else 0
-        last = counter + future
-        if last > MAX_COUNTER:
-            last = MAX_COUNTER
-        return self._scan(wanted, counter, first, last)
-
-    def _scan(self, wanted: int, expected: int, first: int, last: int) -> Match | None:
-        """Compare ``wanted`` with every counter in ``first..last``, without an early exit.
-
-        Returns the matching counter nearest ``expected`` (the smallest ``|offset|``); of two
-        equally near ones (offsets ``-k`` and ``+k``), the earlier. ``None`` if none matches.
-        """
-        # Locals instead of attribute and global look-ups inside the loop.
-        inner, outer, modulus = self._inner, self._outer, self._modulus
-        pack, unpack = _pack_counter, _unpack_word
-        matched = -1
-        nearest = 0  # |matched - expected|; only read once matched >= 0
-        for candidate in range(first, last + 1):
-            # The body of _truncated, inlined: a method call per slot would cost more than a
-            # tenth of the verify.
-            mac = inner.copy()
-            mac.update(pack(candidate))
-            outer_mac = outer.copy()
-            outer_mac.update(mac.digest())
-            digest = outer_mac.digest()
-            value = (unpack(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % modulus
-            if value == wanted:
-                # Rare, so the distance is only worked out here. Counters rise, so strict `<`
-                # keeps the earlier of two equally near matches.
-                distance = abs(candidate - expected)
-                if matched < 0 or distance < nearest:
-                    matched, nearest = candidate, distance
-        if matched < 0:
-            return None
-        return Match(matched, matched - expected)
-
-
-@dataclass(frozen=True, slots=True)
-class HOTP(_OTP):
+class HOTP:
     """An RFC 4226 counter-based generator and verifier.
 
     Args:
@@ -214,6 +91,17 @@ class HOTP(_OTP):
         InvalidParameterError: ``digits`` or ``algorithm`` is out of range.
         TypeError: an option has the wrong type.
     """
+
+    key: bytes = field(repr=False)
+    digits: int = field(default=6, kw_only=True)
+    algorithm: str = field(default="SHA1", kw_only=True)
+    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
+    # The precomputed HMAC state, built in __post_init__, so that each code costs two hash
+    # copies instead of a full HMAC setup.
+    _keyed: Keyed = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set_up(self)
 
     @classmethod
     def from_secret(
@@ -249,7 +137,7 @@ class HOTP(_OTP):
 
     def generate(self, counter: int) -> str:
         """Return the code for ``counter`` (0 to 2**64-1)."""
-        return self._format % self._truncated(check_counter(counter))
+        return self._keyed.code(check_counter(counter))
 
     def verify(self, code: str, counter: int, *, look_ahead: int = 0) -> Match | None:
         """Check ``code`` against ``counter`` and the ``look_ahead`` counters after it.
@@ -268,7 +156,7 @@ class HOTP(_OTP):
             InvalidParameterError: ``counter`` or ``look_ahead`` is out of range.
             TypeError: ``code`` is not a ``str``, or a number is not an ``int``.
         """
-        wanted = _code_value(code, self.digits)
+        wanted = code_value(code, self.digits)
         counter = check_counter(counter)
         if not 0 <= check_int(look_ahead, "look_ahead") <= MAX_LOOK_AHEAD:
             raise InvalidParameterError(
@@ -276,7 +164,7 @@ class HOTP(_OTP):
             )
         if wanted is None:
             return None
-        return self._around(wanted, counter, 0, look_ahead)
+        return self._keyed.around(wanted, counter, 0, look_ahead)
 
     def uri(self, account: str, *, issuer: str | None = None, counter: int = 0) -> str:
         """Return the ``otpauth://hotp/...`` URI for authenticator apps, starting at ``counter``."""
@@ -296,7 +184,7 @@ class HOTP(_OTP):
 
 
 @dataclass(frozen=True, slots=True)
-class TOTP(_OTP):
+class TOTP:
     """An RFC 6238 time-based generator and verifier.
 
     Args:
@@ -314,11 +202,18 @@ class TOTP(_OTP):
         TypeError: an option has the wrong type.
     """
 
+    key: bytes = field(repr=False)
+    digits: int = field(default=6, kw_only=True)
+    algorithm: str = field(default="SHA1", kw_only=True)
+    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
     period: int = field(default=30, kw_only=True)
     t0: int = field(default=0, kw_only=True)
+    # The precomputed HMAC state, built in __post_init__, so that each code costs two hash
+    # copies instead of a full HMAC setup.
+    _keyed: Keyed = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _OTP.__post_init__(self)
+        _set_up(self)
         check_period(self.period)
         check_t0(self.t0)
 
@@ -381,11 +276,11 @@ class TOTP(_OTP):
 
     def generate(self, at: Time) -> str:
         """Return the code for the step that contains ``at``."""
-        return self._format % self._truncated(self.counter_at(at))
+        return self._keyed.code(self.counter_at(at))
 
     def now(self) -> str:
         """Return the code for the current system time."""
-        return self._format % self._truncated(self._step(int(time.time())))
+        return self._keyed.code(self._step(int(time.time())))
 
     def verify(self, code: str, *, at: Time | None = None, window: Window = 1) -> Match | None:
         """Check ``code`` against the step containing ``at`` and its neighbours.
@@ -407,7 +302,7 @@ class TOTP(_OTP):
             InvalidParameterError: ``window`` is out of range.
             TypeError: ``code`` is not a ``str``, or ``at`` or ``window`` has the wrong type.
         """
-        wanted = _code_value(code, self.digits)
+        wanted = code_value(code, self.digits)
         if at is None and self.t0 == 0:
             # The common case, without the checks _step makes: the system clock is past 1970
             # and far from 2**64 steps, and int() of a positive float is its floor.
@@ -421,7 +316,7 @@ class TOTP(_OTP):
             past, future = _window(window)
         if wanted is None:
             return None
-        return self._around(wanted, counter, past, future)
+        return self._keyed.around(wanted, counter, past, future)
 
     def uri(self, account: str, *, issuer: str | None = None) -> str:
         """Return the ``otpauth://totp/...`` URI to show as a QR code on a setup screen.
@@ -447,17 +342,36 @@ class TOTP(_OTP):
         )
 
 
-def _code_value(code: str, digits: int) -> int | None:
-    """Return the integer a well-formed code stands for, or ``None`` if it is malformed."""
-    if not isinstance(code, str):
-        raise TypeError(f"code must be a str, not {type(code).__name__}")
-    if " " in code:
-        code = code.replace(" ", "")
-    # isascii() first: isdigit() alone also accepts full-width, Arabic-Indic and superscript
-    # digits, which int() would then happily convert.
-    if len(code) != digits or not code.isascii() or not code.isdigit():
-        return None
-    return int(code)
+def _set_up(otp: HOTP | TOTP) -> None:
+    """Check and normalise the options HOTP and TOTP share, then precompute the HMAC state.
+
+    A function rather than a base class, so that neither class shows a private base in its
+    ``__bases__`` or its documentation.
+    """
+    key = _checked_key(otp.key, otp.enforce_key_length)
+    digits = check_digits(otp.digits)
+    algorithm = check_algorithm(otp.algorithm)
+    # The classes are frozen: set through object, as dataclasses themselves do.
+    object.__setattr__(otp, "key", key)
+    object.__setattr__(otp, "algorithm", algorithm)
+    object.__setattr__(otp, "_keyed", Keyed(key, digits=digits, algorithm=algorithm))
+
+
+def _checked_key(key: object, enforce_key_length: object) -> bytes:
+    """Return ``key`` as immutable bytes, refusing an empty one and, if enforced, a short one."""
+    if not isinstance(key, bytes | bytearray):
+        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+    if not isinstance(enforce_key_length, bool):
+        raise TypeError("enforce_key_length must be a bool")
+    if not key:
+        raise InvalidSecretError("key is empty")
+    if enforce_key_length and len(key) < MIN_KEY_BYTES:
+        raise InvalidSecretError(
+            f"key is {len(key) * 8} bits; RFC 4226 requires at least {MIN_KEY_BYTES * 8} "
+            "(pass enforce_key_length=False to accept a legacy shorter key)"
+        )
+    # A copy, so that changing the caller's bytearray cannot change the key.
+    return bytes(key)
 
 
 def _unix_seconds(at: object) -> int:

@@ -91,6 +91,18 @@ def decode_secret(text: str) -> bytes:
             problem and a position, never the secret.
         TypeError: ``text`` is not a ``str``.
     """
+    compact = _compact(text)
+    body = compact.rstrip("=")
+    _check_alphabet(body)
+    expected_padding = _check_tail(body, padding=len(compact) - len(body))
+    try:
+        return base64.b32decode(body + "=" * expected_padding)
+    except binascii.Error as error:  # unreachable after the checks above; fail closed anyway
+        raise InvalidSecretError("secret is not valid base32") from error
+
+
+def _compact(text: object) -> str:
+    """Return ``text`` upper-cased without grouping characters, if it is a usable length."""
     if not isinstance(text, str):
         raise TypeError(f"secret must be a str, not {type(text).__name__}")
     # Check ASCII before upper-casing: str.upper() maps look-alikes such as U+0131 (dotless i)
@@ -102,9 +114,11 @@ def decode_secret(text: str) -> bytes:
         raise InvalidSecretError("secret is empty")
     if len(compact) > MAX_SECRET_LENGTH:
         raise InvalidSecretError(f"secret is longer than {MAX_SECRET_LENGTH} characters")
+    return compact
 
-    body = compact.rstrip("=")
-    padding = len(compact) - len(body)
+
+def _check_alphabet(body: str) -> None:
+    """Refuse a body (the text before its trailing ``=``) that is empty or not all base32."""
     for position, char in enumerate(body):
         if char not in _ALPHABET:
             what = "'=' before the end" if char == "=" else "a character outside base32"
@@ -112,6 +126,12 @@ def decode_secret(text: str) -> bytes:
     if not body:
         raise InvalidSecretError("secret is only padding")
 
+
+def _check_tail(body: str, padding: int) -> int:
+    """Check the last, partial group of ``body``; return the padding it calls for.
+
+    ``padding`` is how many ``=`` followed the body: none, or exactly that many.
+    """
     leftover = len(body) % 8
     if leftover not in _TAIL:
         raise InvalidSecretError(
@@ -128,11 +148,7 @@ def decode_secret(text: str) -> bytes:
     unused_bits = (5 * leftover - 8 * tail_bytes) if leftover else 0
     if unused_bits and _value(body[-1]) & ((1 << unused_bits) - 1):
         raise InvalidSecretError("secret is not canonical: its last character has unused bits set")
-
-    try:
-        return base64.b32decode(body + "=" * expected_padding)
-    except binascii.Error as error:  # unreachable after the checks above; fail closed anyway
-        raise InvalidSecretError("secret is not valid base32") from error
+    return expected_padding
 
 
 def _value(char: str) -> int:

@@ -151,6 +151,74 @@ def parse_uri(uri: str) -> OTPAuthURI:
             URI, which carries the secret.
         TypeError: ``uri`` is not a ``str``.
     """
+    _check_characters(uri)
+    kind, raw_label, query = _split(uri)
+    label_issuer, account = _label(raw_label)
+    params = parse_query(query)
+    if "secret" not in params:
+        raise InvalidURIError("URI has no secret parameter")
+    try:
+        key = decode_secret(params["secret"])
+    except InvalidSecretError as error:
+        raise InvalidURIError(f"secret parameter: {error}") from None
+    # digits is checked before period and counter, as the fields are listed, so that a URI
+    # with several bad numbers always names the same one.
+    digits = _number(params.get("digits", "6"), "digits", MIN_DIGITS, MAX_DIGITS)
+    period, counter = _kind_parameters(kind, params)
+    return fields_from_input(
+        kind=kind,
+        account=account,
+        key=key,
+        issuer=params.get("issuer") or label_issuer or None,
+        algorithm=params.get("algorithm", "SHA1"),
+        digits=digits,
+        period=period,
+        counter=counter,
+    )
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """Split a URI query into decoded values, refusing repeats and parameters without ``=``.
+
+    Shared with :mod:`totpcore.migration`, whose export URIs follow the same rules; not part
+    of the package API.
+
+    Raises:
+        InvalidURIError: a parameter is malformed or repeated, or an escape is malformed.
+    """
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if not equals or not name:
+            raise InvalidURIError("URI has a malformed parameter (expected name=value)")
+        name = _unescape(name, "parameter name")
+        if name in params:
+            # Name only the parameters we know: an unknown name is arbitrary text.
+            shown = repr(name) if name in _KNOWN_PARAMETERS else "a"
+            raise InvalidURIError(f"URI repeats {shown} parameter")
+        params[name] = _unescape(value, f"{name} parameter")
+    return params
+
+
+def fields_from_input(**fields: Any) -> OTPAuthURI:
+    """Build :class:`OTPAuthURI` from fields read from outside.
+
+    Any refusal is then the input's fault, so it becomes :class:`InvalidURIError`. Shared with
+    :mod:`totpcore.migration`; not part of the package API.
+
+    Raises:
+        InvalidURIError: the fields break a rule of :class:`OTPAuthURI`.
+    """
+    try:
+        return OTPAuthURI(**fields)
+    except (InvalidParameterError, InvalidSecretError) as error:
+        raise InvalidURIError(str(error)) from None
+
+
+def _check_characters(uri: object) -> None:
+    """Refuse a URI that is not a str, is too long, or has raw characters it must escape."""
     if not isinstance(uri, str):
         raise TypeError(f"URI must be a str, not {type(uri).__name__}")
     if len(uri) > MAX_URI_LENGTH:
@@ -159,6 +227,10 @@ def parse_uri(uri: str) -> OTPAuthURI:
         raise InvalidURIError("URI contains non-ASCII characters; they must be percent-encoded")
     if any(char <= " " or char == "\x7f" for char in uri):
         raise InvalidURIError("URI contains spaces or control characters")
+
+
+def _split(uri: str) -> tuple[str, str, str]:
+    """Split a URI into its kind (lower case), its still escaped label, and its query."""
     scheme, separator, rest = uri.partition("://")
     if not separator or scheme.lower() != "otpauth":
         raise InvalidURIError("URI must start with otpauth://")
@@ -171,49 +243,25 @@ def parse_uri(uri: str) -> OTPAuthURI:
         raise InvalidURIError("URI kind must be totp or hotp")
     if not separator or not raw_label:
         raise InvalidURIError("URI has no label (account name)")
+    return kind, raw_label, query
 
+
+def _label(raw_label: str) -> tuple[str, str]:
+    """Return the label's issuer ("" when there is none) and account."""
     label = _unescape(raw_label, "label")
     label_issuer, colon, account = label.partition(":")
-    if colon:
-        account = account.lstrip(" ")
-    else:
-        label_issuer, account = "", label
+    if not colon:
+        return "", label
+    return label_issuer, account.lstrip(" ")
 
-    params = _parameters(query)
-    if "secret" not in params:
-        raise InvalidURIError("URI has no secret parameter")
-    try:
-        key = decode_secret(params["secret"])
-    except InvalidSecretError as error:
-        raise InvalidURIError(f"secret parameter: {error}") from None
-    issuer = params.get("issuer") or label_issuer or None
-    algorithm = params.get("algorithm", "SHA1")
-    digits = _number(params.get("digits", "6"), "digits", MIN_DIGITS, MAX_DIGITS)
-    period = counter = None
+
+def _kind_parameters(kind: str, params: dict[str, str]) -> tuple[int | None, int | None]:
+    """Return ``(period, counter)``: the period for TOTP (default 30), the counter for HOTP."""
     if kind == "totp":
-        period = _number(params.get("period", "30"), "period", 1, MAX_PERIOD)
-    elif "counter" in params:
-        counter = _number(params["counter"], "counter", 0, MAX_COUNTER)
-    else:
+        return _number(params.get("period", "30"), "period", 1, MAX_PERIOD), None
+    if "counter" not in params:
         raise InvalidURIError("an HOTP URI needs a counter parameter")
-    return _parsed_fields(
-        kind=kind,
-        account=account,
-        key=key,
-        issuer=issuer,
-        algorithm=algorithm,
-        digits=digits,
-        period=period,
-        counter=counter,
-    )
-
-
-def _parsed_fields(**fields: Any) -> OTPAuthURI:
-    """Build fields read from outside; any refusal is the input's fault: InvalidURIError."""
-    try:
-        return OTPAuthURI(**fields)
-    except (InvalidParameterError, InvalidSecretError) as error:
-        raise InvalidURIError(str(error)) from None
+    return None, _number(params["counter"], "counter", 0, MAX_COUNTER)
 
 
 def _check_name(name: object, what: str) -> None:
@@ -254,24 +302,6 @@ def _unescape(text: str, what: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidURIError(f"{what} is not valid UTF-8") from None
-
-
-def _parameters(query: str) -> dict[str, str]:
-    """Split a query into decoded values, refusing repeats and parameters without '='."""
-    params: dict[str, str] = {}
-    if not query:
-        return params
-    for part in query.split("&"):
-        name, equals, value = part.partition("=")
-        if not equals or not name:
-            raise InvalidURIError("URI has a malformed parameter (expected name=value)")
-        name = _unescape(name, "parameter name")
-        if name in params:
-            # Name only the parameters we know: an unknown name is arbitrary text.
-            shown = repr(name) if name in _KNOWN_PARAMETERS else "a"
-            raise InvalidURIError(f"URI repeats {shown} parameter")
-        params[name] = _unescape(value, f"{name} parameter")
-    return params
 
 
 def _number(text: str, name: str, low: int, high: int) -> int:
