@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import totpcore.cli
 from conftest import require_program, zbar_decode
 from totpcore import HOTP, TOTP, encode_secret, parse_uri
 
@@ -410,3 +412,67 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "18 passed" in result.stdout
+
+
+# --- module structure ----------------------------------------------------------------------
+
+CLI_PACKAGE = Path(totpcore.cli.__file__).parent
+# What only the admin command may load: `totpcore code` must start without them.
+HEAVY_MODULES = ("sqlite3", "totpcore.service", "totpcore.stores")
+
+
+@pytest.mark.parametrize(
+    "module", ["totpcore.cli", *(f"totpcore.cli.{p.stem}" for p in CLI_PACKAGE.glob("[!_]*.py"))]
+)
+def test_cli_module_imports_alone_without_the_service(module: str) -> None:
+    """Each CLI module imports first in a fresh interpreter, and the stores stay unloaded.
+
+    A module in an import cycle fails when it is the first one imported (it meets a
+    half-initialised partner); ``code`` run through the whole parser tree must not load the
+    service, the stores or sqlite3.
+    """
+    program = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "from totpcore.cli import main\n"
+        f"assert main(['code', '--secret', {SECRET!r}, '--at', '0']) == 0\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({HEAVY_MODULES!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def cli_imports(path: Path) -> tuple[set[str], list[str]]:
+    """The totpcore.cli modules a file imports anywhere (functions too), and private names."""
+    modules: set[str] = set()
+    private: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+            if node.module.startswith("totpcore."):
+                private += [f"{node.module}.{a.name}" for a in node.names if a.name[0] == "_"]
+    return {module for module in modules if module.startswith("totpcore.cli")}, private
+
+
+def test_cli_modules_form_a_tree() -> None:
+    """The package imports the command modules, they import only ``_common``, and it none.
+
+    So there is no import cycle, and no module reaches into another's underscore names.
+    """
+    common = "totpcore.cli._common"
+    commands = {f"totpcore.cli.{p.stem}" for p in CLI_PACKAGE.glob("[!_]*.py")}
+    assert commands >= {f"totpcore.cli.{n}" for n in ("admin", "engine", "migration", "vectors")}
+    for path in CLI_PACKAGE.glob("*.py"):
+        imported, private = cli_imports(path)
+        assert not private, f"{path.name} imports private names {private}"
+        if path.stem == "__init__":
+            assert imported == commands | {common}
+        elif path.stem == "_common":
+            assert not imported
+        else:
+            assert imported == {common}, f"{path.name} imports {imported}"

@@ -235,6 +235,17 @@ def test_keyless_actions_work_on_encrypted_store(tmp_path: Path) -> None:
     refused(2, admin(db, "status", ""))
 
 
+def test_list_pages_through_a_large_store(tmp_path: Path) -> None:
+    """List reads the store a page at a time and still shows every user once, in order."""
+    db = tmp_path / "users.sqlite3"
+    # Over two pages of 1000, with ids whose order by code point is not their length order.
+    users = sorted([f"u{number:04}" for number in range(2001)] + ["u", "u\u00e9", "\u00e9"])
+    ok(db, "enable", *users)
+    listed = json.loads(ok(db, "list", "--json"))
+    assert [row["user"] for row in listed] == users
+    assert {row["status"] for row in listed} == {"setup_pending"}
+
+
 # --- import, verify, resync -----------------------------------------------------------------
 
 

@@ -20,6 +20,11 @@ Encrypted stores:
     need no secret and work on the store directly, with or without the key. A ``--key-file``
     is still read and checked on every action, so a broken file is reported at once.
 
+Start-up:
+    The service, the stores (and with them ``sqlite3``) and the cipher are imported when an
+    admin action runs, not when this module is imported: the parser tree holds this module,
+    and every other command must start without them.
+
 Exit status follows :mod:`totpcore.cli`: 0 ok, 1 rejected (a code, a lifecycle state, an
 import line), 2 usage or bad input. No output or error contains an AES key, and no secret is
 printed except the two meant to be shown: the TOTP secret ``setup`` displays for scanning and
@@ -33,18 +38,21 @@ import json
 import os
 import string
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from totpcore.cipher import AESGCMCipher
-from totpcore.cli import UsageError, _compatibility_warnings
+from totpcore._checks import check_user_id
+from totpcore.cli._common import Parser, UsageError, compatibility_warnings, emit
 from totpcore.errors import CipherError, MissingDependencyError, TotpcoreError, UserStateError
 from totpcore.secret import MIN_KEY_BYTES, decode_secret
-from totpcore.service import MAX_USER_ID_LENGTH, TwoFactor
-from totpcore.stores.protocol import Status, Store
-from totpcore.stores.sqlite import SQLiteStore
 from totpcore.uri import parse_uri
-from totpcore.verdict import Verdict
+
+if TYPE_CHECKING:
+    from totpcore.cipher import AESGCMCipher
+    from totpcore.service import TwoFactor
+    from totpcore.stores.protocol import Status, UserListing
+    from totpcore.stores.sqlite import SQLiteStore
+    from totpcore.verdict import Verdict
 
 __all__ = ["add_admin_parser"]
 
@@ -57,13 +65,16 @@ _HEX_DIGITS = frozenset(string.hexdigits)
 _CREATES_DATABASE = frozenset({"enable", "import"})
 _IMPORT_FIELDS = ("user_id", "uri", "secret", "algorithm", "digits", "period", "allow_short_key")
 _URI_PARAMETERS = ("algorithm", "digits", "period")
+# Users per page of ``admin list``: the store is read in pages so a large one is never
+# fetched in one query.
+_LIST_PAGE = 1000
 
 
 class _LineError(Exception):
     """One import line cannot be imported; the message never quotes the line."""
 
 
-def add_admin_parser(commands: Any, output: argparse.ArgumentParser) -> None:
+def add_admin_parser(commands: Any, output: Parser) -> None:
     """Add ``admin`` and its subcommands to the main command tree.
 
     Args:
@@ -79,7 +90,7 @@ def add_admin_parser(commands: Any, output: argparse.ArgumentParser) -> None:
         help="AES keys in hex, one per line: the current key first, then old keys "
         "(needed on an encrypted store by actions that read or write a secret)",
     )
-    actions = admin.add_subparsers(dest="action", required=True, parser_class=type(admin))
+    actions = admin.add_subparsers(dest="action", required=True, parser_class=Parser)
 
     def action(name: str, help_text: str, *, users: str = "one") -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(name, parents=[output], help=help_text)
@@ -136,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     data = _read_input(args.file) if args.action == "import" else b""
     if args.action not in _CREATES_DATABASE and not os.path.exists(args.db):
         raise UsageError(f"no database at {args.db} ('admin enable' creates one)")
+    from totpcore.stores.sqlite import SQLiteStore  # see "Start-up" above
+
     store = SQLiteStore(args.db)
     try:
         keyless = _KEYLESS_ACTIONS.get(args.action)
@@ -149,12 +162,16 @@ def _run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _service(store: Store, args: argparse.Namespace, cipher: AESGCMCipher | None) -> TwoFactor:
+def _service(
+    store: SQLiteStore, args: argparse.Namespace, cipher: AESGCMCipher | None
+) -> TwoFactor:
     """The service for an action that touches a secret; refuses a missing or wrong key.
 
     TwoFactor checks the key against the fingerprint the store remembers before any write,
     so a refusal here leaves the database exactly as it was.
     """
+    from totpcore.service import TwoFactor  # see "Start-up" above
+
     try:
         return TwoFactor(store, issuer=args.issuer, cipher=cipher)
     except CipherError as error:
@@ -164,11 +181,6 @@ def _service(store: Store, args: argparse.Namespace, cipher: AESGCMCipher | None
         # operator see at once which key file they picked up.
         held = ", ".join(cipher.fingerprints())
         raise UsageError(f"{error} (--key-file holds {held})") from None
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    """Print ``data`` as JSON with --json, else ``text``."""
-    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
 
 
 # --- key file ------------------------------------------------------------------------------
@@ -182,6 +194,8 @@ def _load_cipher(path: str) -> AESGCMCipher:
             name the file and the line, never its content.
         MissingDependencyError: the ``cryptography`` package is not installed.
     """
+    from totpcore.cipher import AESGCMCipher  # see "Start-up" above
+
     keys = _read_keys(path)
     return AESGCMCipher(keys[0], old_keys=keys[1:])
 
@@ -224,35 +238,38 @@ def _read_keys(path: str) -> list[bytes]:
 
 
 def _user(user_id: str) -> str:
-    """Check a USER argument with the rules the service applies to user ids."""
-    if not user_id or len(user_id) > MAX_USER_ID_LENGTH or "\0" in user_id:
-        raise UsageError(f"USER must be 1 to {MAX_USER_ID_LENGTH} characters without NUL")
-    try:
-        user_id.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
-        raise UsageError("USER is not valid UTF-8") from None
+    """Return a USER argument that passes the service's own user-id rules.
+
+    The keyless actions reach the store without the service, so they apply its check here;
+    it also refuses the lone surrogates that undecodable bytes in argv arrive as.
+    """
+    check_user_id(user_id)
     return user_id
 
 
-def _status_of(store: Store, user_id: str) -> Status:
+def _status_of(store: SQLiteStore, user_id: str) -> Status:
     """The user's status as the store has it."""
+    from totpcore.stores.protocol import Status  # see "Start-up" above
+
     record = store.get(user_id)
     return Status.DISABLED if record is None else record.status
 
 
-def _status(store: Store, args: argparse.Namespace) -> int:
+def _status(store: SQLiteStore, args: argparse.Namespace) -> int:
     status = _status_of(store, _user(args.user)).value
-    _emit(args, {"user": args.user, "status": status}, status)
+    emit(args, {"user": args.user, "status": status}, status)
     return 0
 
 
-def _list(store: Store, args: argparse.Namespace) -> int:
+def _list(store: SQLiteStore, args: argparse.Namespace) -> int:
+    from totpcore.stores.protocol import Status  # see "Start-up" above
+
     rows = []
-    for user_id in store.user_ids():
+    for user_id in _all_user_ids(store):
         status = _status_of(store, user_id)
         if status is not Status.DISABLED:  # disabled between the two reads: no longer listed
             rows.append((user_id, status.value))
-    _emit(
+    emit(
         args,
         [{"user": user, "status": status} for user, status in rows],
         "\n".join(f"{user}\t{status}" for user, status in rows),
@@ -260,17 +277,30 @@ def _list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _disable(store: Store, args: argparse.Namespace) -> int:
+def _all_user_ids(store: UserListing) -> Iterator[str]:
+    """Every user id in the store, in order, read a page at a time."""
+    after: str | None = None
+    while True:
+        page = store.user_ids(after=after, limit=_LIST_PAGE)
+        yield from page
+        # A short page is the last. Paging on from the last id seen never repeats an id, even
+        # when users are added or removed between pages.
+        if len(page) < _LIST_PAGE:
+            return
+        after = page[-1]
+
+
+def _disable(store: SQLiteStore, args: argparse.Namespace) -> int:
     removed = store.delete(_user(args.user))
     text = f"{args.user}: disabled" if removed else f"{args.user}: was not enabled"
-    _emit(args, {"user": args.user, "status": "disabled", "changed": removed}, text)
+    emit(args, {"user": args.user, "status": "disabled", "changed": removed}, text)
     return 0
 
 
-def _unlock(store: Store, args: argparse.Namespace) -> int:
+def _unlock(store: SQLiteStore, args: argparse.Namespace) -> int:
     if not store.unlock(_user(args.user)):
         raise UserStateError("two-factor is not enabled for this user")
-    _emit(args, {"user": args.user, "unlocked": True}, f"{args.user}: unlocked")
+    emit(args, {"user": args.user, "unlocked": True}, f"{args.user}: unlocked")
     return 0
 
 
@@ -279,7 +309,7 @@ def _unlock(store: Store, args: argparse.Namespace) -> int:
 
 def _enable(service: TwoFactor, args: argparse.Namespace) -> int:
     statuses = service.enable_many(args.users)
-    _emit(
+    emit(
         args,
         {user: status.value for user, status in statuses.items()},
         "\n".join(f"{user}: {status.value}" for user, status in statuses.items()),
@@ -315,7 +345,7 @@ def _setup(service: TwoFactor, args: argparse.Namespace) -> int:
         print(f"params: {fields.algorithm}, {fields.digits} digits, every {fields.period} s")
         print(f"uri:    {provisioning.uri}")
     sys.stdout.flush()
-    for warning in _compatibility_warnings(fields, provisioning.uri):
+    for warning in compatibility_warnings(fields, provisioning.uri):
         print(f"warning: {warning}", file=sys.stderr)
     print("Code from the app: ", end="", file=sys.stderr, flush=True)
     code = sys.stdin.readline().strip()
@@ -329,20 +359,20 @@ def _setup(service: TwoFactor, args: argparse.Namespace) -> int:
 def _reset(service: TwoFactor, args: argparse.Namespace) -> int:
     service.reset(args.user)
     status = service.status(args.user).value
-    _emit(args, {"user": args.user, "status": status}, f"{args.user}: reset, now {status}")
+    emit(args, {"user": args.user, "status": status}, f"{args.user}: reset, now {status}")
     return 0
 
 
 def _recovery_codes(service: TwoFactor, args: argparse.Namespace) -> int:
     codes = service.new_recovery_codes(args.user)
-    _emit(args, codes, "\n".join(codes))
+    emit(args, codes, "\n".join(codes))
     return 0
 
 
 def _rotate_key(service: TwoFactor, args: argparse.Namespace) -> int:
     rewritten = service.rotate_key()
     noun = "secret" if rewritten == 1 else "secrets"
-    _emit(args, {"rewritten": rewritten}, f"re-encrypted {rewritten} {noun} under the current key")
+    emit(args, {"rewritten": rewritten}, f"re-encrypted {rewritten} {noun} under the current key")
     return 0
 
 
@@ -373,7 +403,7 @@ def _report(args: argparse.Namespace, verdict: Verdict) -> int:
         text += f" (drift {verdict.drift:+d})"
     if verdict.detail:
         text += f": {verdict.detail}"
-    _emit(args, data, text)
+    emit(args, data, text)
     return 0 if verdict else 1
 
 
@@ -474,23 +504,37 @@ def _import_fields(entry: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     allow_short_key = entry.get("allow_short_key", False)
     if not isinstance(allow_short_key, bool):
         raise _LineError('"allow_short_key" must be true or false')
-    options: dict[str, Any] = {"allow_short_key": allow_short_key}
     if ("uri" in entry) == ("secret" in entry):
         raise _LineError('give exactly one of "uri" and "secret"')
-    if "uri" in entry:
-        if any(name in entry for name in _URI_PARAMETERS):
-            raise _LineError('"algorithm", "digits" and "period" come from the URI')
-        uri = entry["uri"]
-        if not isinstance(uri, str):
-            raise _LineError('"uri" must be a string')
-        fields = parse_uri(uri)
-        if fields.kind != "totp" or fields.period is None:
-            raise _LineError("HOTP URIs cannot be imported: only TOTP is supported")
-        options.update(algorithm=fields.algorithm, digits=fields.digits, period=fields.period)
-        return fields.key, options
+    key, options = _uri_entry(entry) if "uri" in entry else _secret_entry(entry)
+    options["allow_short_key"] = allow_short_key
+    return key, options
+
+
+def _uri_entry(entry: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The key and parameters of an entry that gives a ``uri``."""
+    if any(name in entry for name in _URI_PARAMETERS):
+        raise _LineError('"algorithm", "digits" and "period" come from the URI')
+    uri = entry["uri"]
+    if not isinstance(uri, str):
+        raise _LineError('"uri" must be a string')
+    fields = parse_uri(uri)
+    if fields.kind != "totp" or fields.period is None:
+        raise _LineError("HOTP URIs cannot be imported: only TOTP is supported")
+    options: dict[str, Any] = {
+        "algorithm": fields.algorithm,
+        "digits": fields.digits,
+        "period": fields.period,
+    }
+    return fields.key, options
+
+
+def _secret_entry(entry: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The key and parameters of an entry that gives a base32 ``secret``."""
     secret = entry["secret"]
     if not isinstance(secret, str):
         raise _LineError('"secret" must be a base32 string')
+    options: dict[str, Any] = {}
     if "algorithm" in entry:
         if not isinstance(entry["algorithm"], str):
             raise _LineError('"algorithm" must be a string')
@@ -504,7 +548,7 @@ def _import_fields(entry: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     return decode_secret(secret), options
 
 
-_KEYLESS_ACTIONS: dict[str, Callable[[Store, argparse.Namespace], int]] = {
+_KEYLESS_ACTIONS: dict[str, Callable[[SQLiteStore, argparse.Namespace], int]] = {
     "status": _status,
     "list": _list,
     "disable": _disable,
