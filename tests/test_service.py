@@ -352,21 +352,25 @@ def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> 
     assert stored.failures == 0
 
 
-def test_throttled_codes_are_not_evaluated(service: TwoFactor, clock: Clock) -> None:
+def test_throttled_codes_are_not_evaluated(
+    service: TwoFactor, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While throttled, even the right code is refused without computing any HMAC."""
+    from totpcore._engine import Keyed
+
     phone = enrol(service, clock)
     bad = wrong_code(phone, clock.now)
     for _ in range(5):
         service.verify("alice", bad)
     calls: list[Any] = []
-    original = service._build_otp
+    original = Keyed.around
 
-    def spy(*args: Any) -> TOTP:
+    def spy(self: Keyed, *args: Any) -> Any:
         calls.append(args)
-        return original(*args)
+        return original(self, *args)
 
-    # Every evaluation goes through _otp (to get the key); count calls to it.
-    service._otp = spy  # type: ignore[assignment]
+    # Every evaluation scans the window through Keyed.around; count the scans.
+    monkeypatch.setattr(Keyed, "around", spy)
     assert service.verify("alice", phone.generate(clock.now)).reason is Reason.THROTTLED
     assert calls == []
     clock.advance(1.0)  # the delay is over: now the code is evaluated, through the spy

@@ -1,9 +1,16 @@
 """totpcore: RFC 6238 TOTP and RFC 4226 HOTP two-factor authentication.
 
-The public API is re-exported here; each name lives in the module of its concept.
+The public API is re-exported here; each name lives in the module of its concept. The engine
+(codes, secrets, URIs) loads with the package; the service, the stores and the migration codec
+load on first use, so ``import totpcore`` stays cheap and loads neither ``sqlite3`` nor
+``asyncio``.
 """
 
-from totpcore.cipher import AESGCMCipher, SecretCipher
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from totpcore.errors import (
     CipherError,
     InvalidParameterError,
@@ -15,9 +22,7 @@ from totpcore.errors import (
     TotpcoreError,
     UserStateError,
 )
-from totpcore.migration import MigrationBatch, build_migration_uris, parse_migration_uri
 from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
-from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
 from totpcore.secret import (
     MAX_SECRET_LENGTH,
     MIN_KEY_BYTES,
@@ -25,10 +30,56 @@ from totpcore.secret import (
     encode_secret,
     generate_secret,
 )
-from totpcore.service import MAX_CODE_LENGTH, MAX_USER_ID_LENGTH, Provisioning, TwoFactor
-from totpcore.stores import MemoryStore, SQLiteStore, Status, Store, UserRecord
 from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
 from totpcore.verdict import Reason, Verdict
+
+if TYPE_CHECKING:
+    from totpcore._checks import MAX_USER_ID_LENGTH
+    from totpcore._core import MAX_CODE_LENGTH
+    from totpcore.aio import AsyncTwoFactor
+    from totpcore.cipher import AESGCMCipher, SecretCipher
+    from totpcore.migration import MigrationBatch, build_migration_uris, parse_migration_uri
+    from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
+    from totpcore.provisioning import Provisioning
+    from totpcore.service import TwoFactor
+    from totpcore.stores import (
+        AsyncMemoryStore,
+        AsyncSQLiteStore,
+        AsyncStore,
+        AsyncUserListing,
+        MemoryStore,
+        SQLiteStore,
+        Status,
+        Store,
+        UserListing,
+        UserRecord,
+    )
+
+# Name -> module, for the names loaded on first use.
+_LAZY = {
+    "MAX_USER_ID_LENGTH": "totpcore._checks",
+    "MAX_CODE_LENGTH": "totpcore._core",
+    "AsyncTwoFactor": "totpcore.aio",
+    "AESGCMCipher": "totpcore.cipher",
+    "SecretCipher": "totpcore.cipher",
+    "MigrationBatch": "totpcore.migration",
+    "build_migration_uris": "totpcore.migration",
+    "parse_migration_uri": "totpcore.migration",
+    "MAX_LOCKOUT_FAILURES": "totpcore.policy",
+    "Policy": "totpcore.policy",
+    "Provisioning": "totpcore.provisioning",
+    "TwoFactor": "totpcore.service",
+    "AsyncMemoryStore": "totpcore.stores",
+    "AsyncSQLiteStore": "totpcore.stores",
+    "AsyncStore": "totpcore.stores",
+    "AsyncUserListing": "totpcore.stores",
+    "MemoryStore": "totpcore.stores",
+    "SQLiteStore": "totpcore.stores",
+    "Status": "totpcore.stores",
+    "Store": "totpcore.stores",
+    "UserListing": "totpcore.stores",
+    "UserRecord": "totpcore.stores",
+}
 
 __all__ = [
     "HOTP",
@@ -42,6 +93,11 @@ __all__ = [
     "MIN_KEY_BYTES",
     "TOTP",
     "AESGCMCipher",
+    "AsyncMemoryStore",
+    "AsyncSQLiteStore",
+    "AsyncStore",
+    "AsyncTwoFactor",
+    "AsyncUserListing",
     "CipherError",
     "InvalidParameterError",
     "InvalidSecretError",
@@ -62,6 +118,7 @@ __all__ = [
     "StoreError",
     "TotpcoreError",
     "TwoFactor",
+    "UserListing",
     "UserRecord",
     "UserStateError",
     "Verdict",
@@ -76,10 +133,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
-    """Read ``__version__`` from the installed package metadata, once asked for."""
+def __getattr__(name: str) -> Any:
+    """Load the service, stores and codecs on first use; read ``__version__`` when asked."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(import_module(module), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     if name == "__version__":
         from importlib.metadata import version
 
         return version("totpcore")
     raise AttributeError(f"module 'totpcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -72,3 +72,23 @@ def check_t0(t0: object) -> int:
 def check_counter(counter: object, name: str = "counter") -> int:
     """Return ``counter`` if it is an ``int`` from 0 to 2**64-1."""
     return check_range(counter, name, 0, MAX_COUNTER)
+
+
+#: Longest accepted user id, in characters.
+MAX_USER_ID_LENGTH = 256
+
+
+def check_user_id(user_id: object) -> None:
+    """Refuse user ids that are not short, non-empty strings without NUL characters."""
+    if not isinstance(user_id, str):
+        raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
+    if not user_id or len(user_id) > MAX_USER_ID_LENGTH or "\0" in user_id:
+        raise InvalidParameterError(
+            f"user_id must be 1 to {MAX_USER_ID_LENGTH} characters without NUL"
+        )
+    if not user_id.isascii():
+        # Stores key records by the UTF-8 bytes; lone surrogates have none.
+        try:
+            user_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidParameterError("user_id is not encodable as UTF-8") from None

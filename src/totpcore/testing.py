@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from totpcore.stores.protocol import Limits, Status, Store, UserRecord
+from totpcore.stores.protocol import Limits, Status, Store, UserListing, UserRecord
 
 __all__ = ["StoreContract"]
 
@@ -114,11 +114,17 @@ class StoreContract:
         assert store.insert(_record(generation=8, status=Status.SETUP_PENDING)) is False
         assert store.get("alice") == first
 
-    def test_user_ids_sorted(self, store: Store) -> None:
-        """user_ids lists every user, sorted."""
-        for name in ("carol", "alice", "bob"):
+    def test_user_ids_sorted_and_paged(self, store: Store) -> None:
+        """A store that lists its users lists them sorted, a page at a time."""
+        if not isinstance(store, UserListing):
+            pytest.skip("this store does not offer the optional UserListing capability")
+        for name in ("carol", "alice", "bob", "dave"):
             store.insert(_record(name))
-        assert store.user_ids() == ["alice", "bob", "carol"]
+        assert store.user_ids() == ["alice", "bob", "carol", "dave"]
+        assert store.user_ids(limit=2) == ["alice", "bob"]
+        assert store.user_ids(after="bob", limit=10) == ["carol", "dave"]
+        assert store.user_ids(after="bz") == ["carol", "dave"]
+        assert store.user_ids(after="dave") == []
 
     def test_replace_checks_generation(self, store: Store) -> None:
         """Replace works only against the generation read, so a concurrent reset is not lost."""

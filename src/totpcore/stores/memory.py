@@ -10,13 +10,18 @@ the record under the lock and puts the result in place.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from totpcore.stores import _rules
+from totpcore.stores._adapter import AsyncAdapter
 from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
 
-__all__ = ["MemoryStore"]
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
+
+_T = TypeVar("_T")
 
 
 class MemoryStore:
@@ -43,10 +48,13 @@ class MemoryStore:
         """Return the user's record, or ``None``."""
         return self._rows.get(user_id)
 
-    def user_ids(self) -> list[str]:
-        """Return the ids of all users with a record, sorted."""
+    def user_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Return up to ``limit`` user ids sorted, all strictly greater than ``after``."""
         with self._lock:
-            return sorted(self._rows)
+            ids = sorted(self._rows)
+        if after is not None:
+            ids = ids[bisect.bisect_right(ids, after) :]
+        return ids if limit is None else ids[: max(limit, 0)]
 
     def insert(self, record: UserRecord) -> bool:
         """Store ``record`` if the user has none yet."""
@@ -169,3 +177,24 @@ class MemoryStore:
                 return False
             self._meta[name] = value
             return True
+
+
+class AsyncMemoryStore(AsyncAdapter):
+    """The asyncio twin of :class:`MemoryStore`, for :class:`~totpcore.AsyncTwoFactor`.
+
+    Operations run inline: they never block (a dict under a lock held for microseconds), so a
+    worker thread would cost more than it saves. Each is atomic, as in :class:`MemoryStore`.
+
+    Args:
+        store: The :class:`MemoryStore` to share, e.g. with a sync service in the same
+            process; a new one when omitted.
+    """
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        super().__init__(MemoryStore() if store is None else store)
+
+    def __repr__(self) -> str:
+        return f"Async{self._sync!r}"
+
+    async def _call(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return function(*args, **kwargs)

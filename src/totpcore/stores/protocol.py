@@ -33,7 +33,16 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["Attempt", "Limits", "Status", "Store", "UserRecord"]
+__all__ = [
+    "AsyncStore",
+    "AsyncUserListing",
+    "Attempt",
+    "Limits",
+    "Status",
+    "Store",
+    "UserListing",
+    "UserRecord",
+]
 
 
 class Status(enum.Enum):
@@ -145,10 +154,6 @@ class Store(Protocol):
         """Return the user's record, or ``None``."""
         ...
 
-    def user_ids(self) -> list[str]:
-        """Return the ids of all users with a record, sorted."""
-        ...
-
     def insert(self, record: UserRecord) -> bool:
         """Store ``record`` if the user has none yet; return whether it was stored."""
         ...
@@ -243,4 +248,113 @@ class Store(Protocol):
 
     def set_meta(self, name: str, value: str, *, expected: str | None) -> bool:
         """Set a store-wide setting if its current value is ``expected``; return whether set."""
+        ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """The asyncio twin of :class:`Store`, for :class:`~totpcore.AsyncTwoFactor`.
+
+    The same operations with the same guarantees, as coroutines. Atomicity is the store's job
+    exactly as for :class:`Store`: an operation must not await between its read and its write
+    unless the backend holds a lock across the await (a transaction, a script).
+    """
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        """As :meth:`Store.get`."""
+        ...
+
+    async def insert(self, record: UserRecord) -> bool:
+        """As :meth:`Store.insert`."""
+        ...
+
+    async def replace(self, record: UserRecord, *, generation: int) -> bool:
+        """As :meth:`Store.replace`."""
+        ...
+
+    async def delete(self, user_id: str) -> bool:
+        """As :meth:`Store.delete`."""
+        ...
+
+    async def begin_attempt(
+        self, user_id: str, *, status: Status, now: float, limits: Limits
+    ) -> Attempt:
+        """As :meth:`Store.begin_attempt`."""
+        ...
+
+    async def mark_used(
+        self,
+        user_id: str,
+        *,
+        generation: int,
+        step: int,
+        drift: int,
+        allow_equal: bool,
+        charged_at: float,
+    ) -> bool:
+        """As :meth:`Store.mark_used`."""
+        ...
+
+    async def activate(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """As :meth:`Store.activate`."""
+        ...
+
+    async def resync(
+        self, user_id: str, *, generation: int, step: int, drift: int, charged_at: float
+    ) -> bool:
+        """As :meth:`Store.resync`."""
+        ...
+
+    async def set_recovery_hashes(
+        self, user_id: str, *, generation: int, hashes: tuple[str, ...]
+    ) -> bool:
+        """As :meth:`Store.set_recovery_hashes`."""
+        ...
+
+    async def consume_recovery_hash(
+        self, user_id: str, *, generation: int, code_hash: str, charged_at: float
+    ) -> bool:
+        """As :meth:`Store.consume_recovery_hash`."""
+        ...
+
+    async def set_secret(
+        self, user_id: str, *, generation: int, expected: bytes, secret: bytes
+    ) -> bool:
+        """As :meth:`Store.set_secret`."""
+        ...
+
+    async def unlock(self, user_id: str) -> bool:
+        """As :meth:`Store.unlock`."""
+        ...
+
+    async def get_meta(self, name: str) -> str | None:
+        """As :meth:`Store.get_meta`."""
+        ...
+
+    async def set_meta(self, name: str, value: str, *, expected: str | None) -> bool:
+        """As :meth:`Store.set_meta`."""
+        ...
+
+
+@runtime_checkable
+class UserListing(Protocol):
+    """An optional capability: listing the enrolled users, a page at a time.
+
+    Kept out of :class:`Store` so that a store never has to scan every key to serve a login;
+    admin tools (``totpcore admin list``, key rotation) need it.
+    """
+
+    def user_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Return up to ``limit`` user ids sorted, all strictly greater than ``after``."""
+        ...
+
+
+@runtime_checkable
+class AsyncUserListing(Protocol):
+    """The asyncio twin of :class:`UserListing`."""
+
+    async def user_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Return up to ``limit`` user ids sorted, all strictly greater than ``after``."""
         ...

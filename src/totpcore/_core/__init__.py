@@ -1,0 +1,28 @@
+"""The sans-IO decision core shared by the sync and async service shells.
+
+Nothing here performs I/O or awaits: the shells (:mod:`totpcore.service`, :mod:`totpcore.aio`)
+ask the store and hand the answers back.
+"""
+
+from totpcore._core.decide import (
+    MAX_CODE_LENGTH,
+    Activate,
+    Check,
+    Consume,
+    Core,
+    MarkUsed,
+    Resync,
+)
+from totpcore._core.keys import CIPHER_SETTING, LEGACY_SETTING
+
+__all__ = [
+    "CIPHER_SETTING",
+    "LEGACY_SETTING",
+    "MAX_CODE_LENGTH",
+    "Activate",
+    "Check",
+    "Consume",
+    "Core",
+    "MarkUsed",
+    "Resync",
+]

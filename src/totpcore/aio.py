@@ -1,0 +1,439 @@
+"""AsyncTwoFactor: the two-factor service for asyncio applications.
+
+The same shell as :class:`~totpcore.TwoFactor`, with ``await``: every decision is made by the
+sans-IO core (:mod:`totpcore._core`), and each coroutine here only carries the core's plans to
+an :class:`~totpcore.AsyncStore` and back, turning backend failures into
+:class:`~totpcore.StoreError` through the same mapping (:mod:`totpcore._shell`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, Core
+from totpcore._shell import is_async_store, store_errors, store_failure
+from totpcore.cipher import SecretCipher
+from totpcore.errors import TotpcoreError
+from totpcore.policy import Policy
+from totpcore.provisioning import Provisioning
+from totpcore.stores.protocol import (
+    AsyncStore,
+    AsyncUserListing,
+    Status,
+    UserRecord,
+)
+from totpcore.verdict import Verdict
+
+__all__ = ["AsyncTwoFactor"]
+
+_ACTIVE = Status.ACTIVE
+_LIST_PAGE = 1000
+
+
+class AsyncTwoFactor:
+    """The two-factor service for asyncio applications.
+
+    :class:`~totpcore.TwoFactor`'s methods, as coroutines, with the same verdicts.
+
+    Args:
+        store: Where records live; any :class:`~totpcore.AsyncStore`.
+        issuer: The service name authenticator apps display (no ``:``).
+        policy: Windows, throttling, drift and the parameters of new enrolments.
+        clock: Returns the current Unix time in seconds; inject one in tests.
+        cipher: Encrypts secrets before they reach the store; ``None`` stores them as is.
+
+    Raises:
+        TypeError: ``store``, ``policy``, ``clock`` or ``cipher`` is of the wrong kind.
+        InvalidURIError: ``issuer`` cannot appear in an otpauth URI.
+        CipherError: (on the first call) the store's secrets are encrypted and ``cipher`` is
+            missing or has none of the store's keys, or ``cipher`` is given for a store of
+            unencrypted secrets.
+
+    Only :class:`~totpcore.TotpcoreError` subclasses escape its methods (and ``TypeError`` for
+    arguments of the wrong type); store failures become :class:`~totpcore.StoreError` and are
+    never an acceptance.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        *,
+        issuer: str,
+        policy: Policy = Policy(),  # noqa: B008 - Policy is frozen, sharing it is safe
+        clock: Callable[[], float] = time.time,
+        cipher: SecretCipher | None = None,
+    ) -> None:
+        if not isinstance(store, AsyncStore) or not is_async_store(store):
+            raise TypeError(
+                "store must implement the totpcore AsyncStore protocol "
+                "(use TwoFactor with a sync Store)"
+            )
+        self._core = Core(issuer=issuer, policy=policy, clock=clock, cipher=cipher)
+        self.store = store
+        self.issuer = issuer
+        self.policy = policy
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncTwoFactor(store={self.store!r}, issuer={self.issuer!r}, policy={self.policy!r})"
+        )
+
+    async def _prepare(self) -> None:
+        """Check the cipher against the store's settings, once, before the first operation.
+
+        A constructor cannot await, so what :class:`~totpcore.TwoFactor` checks at
+        construction happens here, on the first call: a missing or wrong key raises
+        :class:`~totpcore.CipherError` before anything is read or written.
+        """
+        core, store = self._core, self.store
+        with store_errors("start-up"):
+            wanted = core.keys.setting()
+            known = await store.get_meta(CIPHER_SETTING)
+            if known is None and not await store.set_meta(CIPHER_SETTING, wanted, expected=None):
+                known = await store.get_meta(CIPHER_SETTING)  # another server recorded it first
+            legacy = await store.get_meta(LEGACY_SETTING)
+        core.keys.accept_setting(wanted if known is None else known, legacy)
+        self._ready = True
+
+    # --- admin ---------------------------------------------------------------------------
+
+    async def enable(self, user_id: str) -> Status:
+        """Turn two-factor on: the user must set up at next login.
+
+        A user who is already pending or active is left as is. Returns the resulting status.
+        """
+        if not self._ready:
+            await self._prepare()
+        core = self._core
+        core.check_user_id(user_id)
+        with store_errors("enable"):
+            record = await self.store.get(user_id)
+            if record is None:
+                await self.store.insert(core.new_record(user_id))
+                record = await self.store.get(user_id)
+        return core.status_of(record)
+
+    async def enable_many(self, user_ids: Iterable[str]) -> dict[str, Status]:
+        """Enable several users; returns each one's resulting status.
+
+        Every id is checked before any user is enabled, so a bad id changes nothing. Users are
+        then enabled one at a time: if the store fails midway, those before the failure stay
+        enabled (enabling again is harmless).
+        """
+        ids = list(user_ids)
+        for user_id in ids:
+            self._core.check_user_id(user_id)
+        return {user_id: await self.enable(user_id) for user_id in ids}
+
+    async def import_secret(
+        self,
+        user_id: str,
+        key: bytes | str,
+        *,
+        algorithm: str = "SHA1",
+        digits: int = 6,
+        period: int = 30,
+        allow_short_key: bool = False,
+    ) -> Status:
+        """Make an ACTIVE user from a secret their phone already has (migrations).
+
+        Args:
+            user_id: A user with no second factor yet.
+            key: The key as bytes, or as base32 text (as in otpauth URIs).
+            algorithm: The phone's hash algorithm.
+            digits: The phone's code length.
+            period: The phone's time step in seconds.
+            allow_short_key: Accept keys under 128 bits. Legacy 80-bit secrets are in
+                circulation, but each bit less halves the work of an offline search for the key
+                from observed codes: prefer re-enrolment.
+
+        Returns:
+            ``Status.ACTIVE``.
+
+        Raises:
+            UserStateError: the user already has a second factor (disable it first).
+            InvalidSecretError: the key is unusable, or short without ``allow_short_key``.
+            InvalidParameterError: ``algorithm``, ``digits`` or ``period`` is out of range.
+        """
+        if not self._ready:
+            await self._prepare()
+        record = self._core.imported_record(
+            user_id,
+            key,
+            algorithm=algorithm,
+            digits=digits,
+            period=period,
+            allow_short_key=allow_short_key,
+        )
+        with store_errors("import_secret"):
+            inserted = await self.store.insert(record)
+        self._core.inserted(inserted)
+        return record.status
+
+    async def status(self, user_id: str) -> Status:
+        """Return DISABLED, SETUP_PENDING or ACTIVE."""
+        if not self._ready:
+            await self._prepare()
+        self._core.check_user_id(user_id)
+        with store_errors("status"):
+            record = await self.store.get(user_id)
+        return self._core.status_of(record)
+
+    async def reset(self, user_id: str) -> None:
+        """Replace an ACTIVE user's secret and send them back to setup.
+
+        The old secret stops working at once, recovery codes are discarded, any lock is lifted
+        and the guessing budget refilled. Raises :class:`~totpcore.UserStateError` for a user
+        who is not ACTIVE: a pending user's secret (say, one that leaked from the setup screen)
+        is replaced with :meth:`disable` then :meth:`enable`.
+        """
+        core = self._core
+        record = core.require(await self._get(user_id, "reset"), _ACTIVE, "reset")
+        with store_errors("reset"):
+            replaced = await self.store.replace(
+                core.new_record(user_id), generation=record.generation
+            )
+        core.written(replaced, "reset")
+
+    async def disable(self, user_id: str) -> bool:
+        """Remove the user's second factor; returns whether there was one."""
+        if not self._ready:
+            await self._prepare()
+        self._core.check_user_id(user_id)
+        with store_errors("disable"):
+            return await self.store.delete(user_id)
+
+    async def unlock(self, user_id: str) -> None:
+        """Clear the user's failures and lock, and refill the guessing budget (admin action)."""
+        if not self._ready:
+            await self._prepare()
+        self._core.check_user_id(user_id)
+        with store_errors("unlock"):
+            found = await self.store.unlock(user_id)
+        self._core.found(found)
+
+    async def rotate_key(self) -> int:
+        """Re-encrypt every stored secret under the cipher's current key; return how many.
+
+        Safe while the service runs: each secret is replaced by a compare-and-set on the bytes
+        read, so a concurrent reset wins and is not overwritten. Afterwards the store remembers
+        the current key's fingerprint, and 0.1.0 ciphertexts are no longer accepted. Needs a
+        store that can list its users (:class:`~totpcore.UserListing`).
+        """
+        if not self._ready:
+            await self._prepare()
+        keys = self._core.keys
+        keys.require_cipher()
+        store = self.store
+        if not isinstance(store, AsyncUserListing):
+            raise TypeError("rotate_key needs a store that can list its users (AsyncUserListing)")
+        rewritten = 0
+        with store_errors("rotate_key"):
+            after = None
+            while page := await store.user_ids(after=after, limit=_LIST_PAGE):
+                for user_id in page:
+                    while (record := await store.get(user_id)) is not None:
+                        sealed = keys.reseal(record)
+                        if await store.set_secret(
+                            user_id,
+                            generation=record.generation,
+                            expected=record.secret,
+                            secret=sealed,
+                        ):
+                            rewritten += 1
+                            break
+                after = page[-1]
+            fingerprint, legacy = keys.rotated_settings()
+            await store.set_meta(
+                CIPHER_SETTING, fingerprint, expected=await store.get_meta(CIPHER_SETTING)
+            )
+            if legacy is not None:
+                await store.set_meta(
+                    LEGACY_SETTING, legacy, expected=await store.get_meta(LEGACY_SETTING)
+                )
+        keys.rotated()
+        return rewritten
+
+    # --- setup ---------------------------------------------------------------------------
+
+    async def begin_setup(self, user_id: str, *, account_name: str | None = None) -> Provisioning:
+        """Return the secret and URI for the setup screen (only while SETUP_PENDING).
+
+        The same secret is returned every time until setup completes, so a user can scan it
+        on several phones. ``account_name`` (default: the user id) is what the app displays.
+        """
+        core = self._core
+        record = core.require(
+            await self._get(user_id, "begin_setup"), Status.SETUP_PENDING, "begin_setup"
+        )
+        account, secret, uri = core.provisioning(record, account_name)
+        return Provisioning(user_id, account, self.issuer, secret, uri)
+
+    async def complete_setup(self, user_id: str, code: str) -> Verdict:
+        """Confirm setup with a code from the app: SETUP_PENDING -> ACTIVE when accepted."""
+        core = self._core
+        action = "complete_setup"
+        record = core.require(await self._get(user_id, action), Status.SETUP_PENDING, action)
+        check = core.check(user_id, code)
+        if check is None:
+            return core.malformed(record, Status.SETUP_PENDING)
+        with store_errors("complete_setup"):
+            attempt = await self.store.begin_attempt(
+                user_id, status=Status.SETUP_PENDING, now=check.now, limits=core.limits
+            )
+            plan = core.evaluate_setup(check, attempt)
+            if isinstance(plan, Verdict):
+                return plan
+            won = await self.store.activate(
+                user_id,
+                generation=plan.generation,
+                step=plan.step,
+                drift=plan.drift,
+                charged_at=plan.charged_at,
+            )
+        return core.activated(plan, won)
+
+    # --- login ---------------------------------------------------------------------------
+
+    async def verify(self, user_id: str, code: str) -> Verdict:
+        """Check a login code: replay-protected, throttled and drift-aware.
+
+        A step is accepted at most once (RFC 6238 §5.2): a code whose step is at or below the
+        replay mark (the highest step ever accepted) is REPLAYED.
+        """
+        return await self._check(user_id, code, False)
+
+    async def verify_request(self, user_id: str, code: str) -> Verdict:
+        """Check a code sent with an API request (the ``otp`` header).
+
+        As :meth:`verify`, except that a repeat of the last accepted step is allowed while it
+        is still inside the window, because a client sends the same code with every request
+        of a 30-second step. An older step is never accepted. A repeat only takes back its own
+        charge: it never clears earlier failures, so it cannot reset the throttle.
+        """
+        return await self._check(user_id, code, True)
+
+    async def _check(self, user_id: str, code: str, allow_equal: bool) -> Verdict:
+        """The login check behind :meth:`verify` and :meth:`verify_request` (the hot path).
+
+        Store calls get plain try/except (free when nothing is raised) rather than the context
+        manager the admin calls use.
+        """
+        if not self._ready:
+            await self._prepare()
+        core = self._core
+        check = core.check(user_id, code)
+        if check is None:
+            return core.malformed(await self._get(user_id, "verify"))
+        store = self.store
+        try:
+            attempt = await store.begin_attempt(
+                user_id, status=_ACTIVE, now=check.now, limits=core.limits
+            )
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise store_failure("verify", error) from error
+        plan = core.evaluate(check, attempt, allow_equal)
+        if isinstance(plan, Verdict):
+            return plan
+        try:
+            won = await store.mark_used(
+                user_id,
+                generation=plan.generation,
+                step=plan.step,
+                drift=plan.drift,
+                allow_equal=plan.allow_equal,
+                charged_at=plan.charged_at,
+            )
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise store_failure("verify", error) from error
+        return core.marked(plan, won)
+
+    async def resync(self, user_id: str, code1: str, code2: str) -> Verdict:
+        """Resynchronise a device whose clock is far off, from two consecutive fresh codes.
+
+        Searches ``policy.max_drift`` either side of now for two consecutive steps producing
+        ``code1`` then ``code2``; the pair nearest to now wins. Both steps must lie strictly
+        above the replay mark: a step once accepted is never accepted again by any path, so
+        codes from logs or an earlier session cannot reopen anything. On success the drift is
+        set to the pair's offset and the replay mark moves to the second step. A phone whose
+        clock runs slow and that has already been used behind the mark cannot be brought back
+        this way: fix its time, or have an admin reset it. Counts as an attempt for throttling.
+        """
+        if not self._ready:
+            await self._prepare()
+        core = self._core
+        pair = core.check_pair(user_id, code1, code2)
+        if pair is None:
+            return core.malformed(await self._get(user_id, "resync"))
+        with store_errors("resync"):
+            attempt = await self.store.begin_attempt(
+                user_id, status=_ACTIVE, now=pair[0].now, limits=core.limits
+            )
+            plan = core.plan_resync(pair, attempt)
+            if isinstance(plan, Verdict):
+                return plan
+            won = await self.store.resync(
+                user_id,
+                generation=plan.generation,
+                step=plan.step,
+                drift=plan.drift,
+                charged_at=plan.charged_at,
+            )
+        return core.resynced(plan, won)
+
+    # --- recovery codes ------------------------------------------------------------------
+
+    async def new_recovery_codes(self, user_id: str) -> list[str]:
+        """Return a new set of single-use recovery codes, replacing any earlier set.
+
+        Show them to the user once; only their hashes are stored.
+        """
+        core = self._core
+        action = "new_recovery_codes"
+        record = core.require(await self._get(user_id, action), _ACTIVE, action)
+        codes, hashes = core.new_recovery_set()
+        with store_errors(action):
+            stored = await self.store.set_recovery_hashes(
+                user_id, generation=record.generation, hashes=hashes
+            )
+        core.written(stored, action)
+        return codes
+
+    async def use_recovery_code(self, user_id: str, code: str) -> Verdict:
+        """Log in with a recovery code instead of an OTP; each code works once."""
+        if not self._ready:
+            await self._prepare()
+        core = self._core
+        now = core.check_recovery(user_id, code)
+        if now is None:
+            return core.malformed(await self._get(user_id, "use_recovery_code"))
+        with store_errors("use_recovery_code"):
+            attempt = await self.store.begin_attempt(
+                user_id, status=_ACTIVE, now=now, limits=core.limits
+            )
+            plan = core.evaluate_recovery(code, now, attempt)
+            if isinstance(plan, Verdict):
+                return plan
+            won = await self.store.consume_recovery_hash(
+                user_id,
+                generation=plan.generation,
+                code_hash=plan.code_hash,
+                charged_at=plan.charged_at,
+            )
+        return core.consumed(won)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _get(self, user_id: str, action: str) -> UserRecord | None:
+        """The user's record (any kind of store failure becomes StoreError)."""
+        self._core.check_user_id(user_id)
+        if not self._ready:
+            await self._prepare()
+        with store_errors(action):
+            return await self.store.get(user_id)
