@@ -7,6 +7,7 @@ must be seen breaking. The second half is the proof that these tests can fail.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ import pytest
 from conftest import Clock
 from totpcore import (
     TOTP,
+    AsyncMemoryStore,
     MemoryStore,
     Policy,
     Reason,
@@ -343,3 +345,61 @@ def test_store_contract_catches_racy_store(test_name: str) -> None:
 
     with pytest.raises(AssertionError):
         getattr(StoreContract(), test_name)(RacyMemoryStore())
+
+
+class RacyAsyncMemoryStore(AsyncMemoryStore):
+    """An async store that awaits between its read and its write: the asyncio race.
+
+    Each operation applies the real rule to the record it read, yields to the event loop,
+    then writes the result back unconditionally (``replace`` with the unchanged generation).
+    """
+
+    async def _racy(self, user_id: str, rule: Callable[[Any], Any]) -> Any:
+        """Read, decide, await, write (broken on purpose)."""
+        changed = rule(self.sync.get(user_id))
+        if changed is not None:
+            await asyncio.sleep(0.002)
+            self.sync.replace(changed, generation=changed.generation)
+        return changed
+
+    async def mark_used(self, user_id: str, **arguments: Any) -> bool:
+        """Read-then-write compare-and-set (broken on purpose)."""
+        changed = await self._racy(user_id, lambda row: _rules.mark_used(row, **arguments))
+        return changed is not None
+
+    async def consume_recovery_hash(self, user_id: str, **arguments: Any) -> bool:
+        """Read-then-write consumption (broken on purpose)."""
+        rule = _rules.consume_recovery_hash
+        changed = await self._racy(user_id, lambda row: rule(row, **arguments))
+        return changed is not None
+
+    async def begin_attempt(self, user_id: str, **arguments: Any) -> Attempt:
+        """Read-then-write charging (broken on purpose)."""
+        outcome: list[Attempt] = []
+
+        def rule(row: Any) -> Any:
+            changed, attempt = _rules.charge(row, **arguments)
+            outcome.append(attempt)
+            return changed
+
+        await self._racy(user_id, rule)
+        return outcome[0]
+
+
+@pytest.mark.parametrize(
+    "test_name",
+    [
+        "test_parallel_mark_used_has_one_winner",
+        "test_parallel_attempts_are_counted_exactly",
+        "test_parallel_recovery_consumption_has_one_winner",
+    ],
+)
+def test_async_store_contract_catches_racy_store(test_name: str) -> None:
+    """AsyncStoreContract's concurrency tests fail on a store that awaits between read and write.
+
+    The 16 threads' coroutines interleave on one event loop, as under asyncio.gather.
+    """
+    from totpcore.testing import AsyncStoreContract, Blocking
+
+    with Blocking(RacyAsyncMemoryStore()) as store, pytest.raises(AssertionError):
+        getattr(AsyncStoreContract(), test_name)(store)

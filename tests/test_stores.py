@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from totpcore import InvalidParameterError, MemoryStore, SQLiteStore, Status, StoreError, UserRecord
+from totpcore import (
+    AsyncMemoryStore,
+    AsyncSQLiteStore,
+    InvalidParameterError,
+    MemoryStore,
+    SQLiteStore,
+    Status,
+    StoreError,
+    UserRecord,
+)
 from totpcore.stores.sqlite import SCHEMA_VERSION
-from totpcore.testing import StoreContract
+from totpcore.testing import AsyncStoreContract, StoreContract
 
 
 class TestMemoryStore(StoreContract):
@@ -29,6 +38,26 @@ class TestSQLiteStore(StoreContract):
     def store(self, tmp_path: Path) -> Iterator[SQLiteStore]:
         """A SQLiteStore on a new file."""
         store = SQLiteStore(tmp_path / "totp.sqlite3")
+        yield store
+        store.close()
+
+
+class TestAsyncMemoryStore(AsyncStoreContract):
+    """AsyncMemoryStore satisfies the contract, through the same tests."""
+
+    @pytest.fixture
+    def async_store(self) -> AsyncMemoryStore:
+        """A new AsyncMemoryStore."""
+        return AsyncMemoryStore()
+
+
+class TestAsyncSQLiteStore(AsyncStoreContract):
+    """AsyncSQLiteStore satisfies the contract, through the same tests."""
+
+    @pytest.fixture
+    def async_store(self, tmp_path: Path) -> Iterator[AsyncSQLiteStore]:
+        """An AsyncSQLiteStore on a new file."""
+        store = AsyncSQLiteStore(tmp_path / "totp.sqlite3")
         yield store
         store.close()
 
