@@ -331,7 +331,9 @@ def test_import_json_report_from_stdin(tmp_path: Path) -> None:
 def test_imported_users_verify_and_resync(tmp_path: Path) -> None:
     """Imported users' own parameters verify; verdicts and drift are printed, exit 0 or 1."""
     db, keys = encrypted_store(tmp_path)
-    code = ANN.now()  # SHA256, 8 digits, 60 s: only the user's own parameters produce it
+    # SHA256, 8 digits, 60 s: only the user's own parameters produce it. The next step's code:
+    # codes up to the import's step are refused, as the old system may have used them.
+    code = ANN.generate(time.time() + 60)
     accepted = admin(db, "verify", "ann", code, keys=keys)
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("accepted (drift ")
@@ -343,7 +345,9 @@ def test_imported_users_verify_and_resync(tmp_path: Path) -> None:
     assert invalid.returncode == 1
     assert invalid.stdout.startswith("invalid")
 
-    verdict = json.loads(ok(db, "verify", "ben", BEN.now(), "--json", keys=keys))
+    verdict = json.loads(
+        ok(db, "verify", "ben", BEN.generate(time.time() + 30), "--json", keys=keys)
+    )
     assert verdict["accepted"] is True
     assert verdict["reason"] == "accepted"
     assert verdict["drift"] in (-1, 0, 1)
@@ -394,7 +398,8 @@ def test_rotate_key(tmp_path: Path) -> None:
     assert ok(db, "rotate-key", keys=both).strip() == "re-encrypted 3 secrets under the current key"
 
     new_only = key_file(tmp_path / "keys-b", KEY_B)
-    assert ok(db, "verify", "ann", ANN.now(), keys=new_only).startswith("accepted")
+    next_code = ANN.generate(time.time() + 60)  # the import's own step is refused
+    assert ok(db, "verify", "ann", next_code, keys=new_only).startswith("accepted")
     shown = json.loads(admin(db, "setup", "cat", "--json", keys=new_only).stdout)
     assert TOTP.from_secret(shown["secret"]).key not in database_bytes(db)
 

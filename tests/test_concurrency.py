@@ -254,7 +254,7 @@ class RacySQLiteStore(SQLiteStore):
         time.sleep(0.005)
         with sqlite3.connect(self.path, timeout=30) as connection:
             connection.execute(
-                "UPDATE totpcore_users SET last_step = ?, failures = 0 WHERE user_id = ?",
+                "UPDATE totpcore_users SET last_step = ? WHERE user_id = ?",
                 (step, user_id),
             )
         connection.close()

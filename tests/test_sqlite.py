@@ -354,7 +354,7 @@ def _user_version(path: Path) -> int:
 
 
 def test_migrates_v1_to_v2(tmp_path: Path) -> None:
-    """A 0.1.0 file is upgraded in place: SHA1/6/30, empty failure log, legacy flag, version 2.
+    """A 0.1.0 file is upgraded in place: SHA1/6/30, the failure run kept, legacy flag, v2.
 
     Opening it a second time changes nothing and fails nothing.
     """
@@ -367,9 +367,8 @@ def test_migrates_v1_to_v2(tmp_path: Path) -> None:
         period=30,
         last_step=56_666_667,
         drift=-1,
-        failures=2,
         last_failure_at=NOW + 0.5,
-        failure_log=(),
+        failure_log=(NOW + 0.5, NOW + 0.5),  # 0.1.0's two consecutive failures
         recovery_hashes=("h1", "h2"),
     )
     for _ in range(2):
@@ -431,8 +430,8 @@ def test_round_trips_every_field(tmp_path: Path) -> None:
         period=60,
         last_step=2**40 + 3,
         drift=-1440,
-        failures=3,
         last_failure_at=1700000000.123456,
+        last_success_at=1699999999.5,
         locked_at=1700000001.5,
         failure_log=(1700000000.123456, 0.1, 1e-7, 1699999999.000001),
         recovery_hashes=("h1$a", "h2$b"),

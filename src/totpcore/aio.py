@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, Core
+from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, Core
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
@@ -93,8 +93,20 @@ class AsyncTwoFactor:
             known = await store.get_meta(CIPHER_SETTING)
             if known is None and not await store.set_meta(CIPHER_SETTING, wanted, expected=None):
                 known = await store.get_meta(CIPHER_SETTING)  # another server recorded it first
+            lockout = await store.get_meta(LOCKOUT_SETTING)
+            # Record this policy's lockout if it is the strictest; retry if another server
+            # wrote first, until the store holds one at least as strict.
+            for _ in range(3):
+                proposal = core.lockout_proposal(lockout)
+                if proposal is None or await store.set_meta(
+                    LOCKOUT_SETTING, proposal, expected=lockout
+                ):
+                    lockout = proposal or lockout
+                    break
+                lockout = await store.get_meta(LOCKOUT_SETTING)
             legacy = await store.get_meta(LEGACY_SETTING)
         core.keys.accept_setting(wanted if known is None else known, legacy)
+        core.adopt_settings(lockout=lockout, legacy=legacy, now=None)
         self._ready = True
 
     # --- admin ---------------------------------------------------------------------------
@@ -280,6 +292,8 @@ class AsyncTwoFactor:
         if check is None:
             return core.malformed(record, Status.SETUP_PENDING)
         with store_errors("complete_setup"):
+            if check.now >= core.settings_due:
+                await self._refresh(check.now)
             attempt = await self.store.begin_attempt(
                 user_id, status=Status.SETUP_PENDING, now=check.now, limits=core.limits
             )
@@ -329,6 +343,8 @@ class AsyncTwoFactor:
             return core.malformed(await self._get(user_id, "verify"))
         store = self.store
         try:
+            if check.now >= core.settings_due:
+                await self._refresh(check.now)
             attempt = await store.begin_attempt(
                 user_id, status=_ACTIVE, now=check.now, limits=core.limits
             )
@@ -372,6 +388,8 @@ class AsyncTwoFactor:
         if pair is None:
             return core.malformed(await self._get(user_id, "resync"))
         with store_errors("resync"):
+            if pair[0].now >= core.settings_due:
+                await self._refresh(pair[0].now)
             attempt = await self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=pair[0].now, limits=core.limits
             )
@@ -414,6 +432,8 @@ class AsyncTwoFactor:
         if now is None:
             return core.malformed(await self._get(user_id, "use_recovery_code"))
         with store_errors("use_recovery_code"):
+            if now >= core.settings_due:
+                await self._refresh(now)
             attempt = await self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=now, limits=core.limits
             )
@@ -429,6 +449,14 @@ class AsyncTwoFactor:
         return core.consumed(won)
 
     # --- helpers -------------------------------------------------------------------------
+
+    async def _refresh(self, now: float) -> None:
+        """Re-read the store-wide settings (strictest lockout, legacy flag) every minute."""
+        store = self.store
+        with store_errors("settings"):
+            lockout = await store.get_meta(LOCKOUT_SETTING)
+            legacy = await store.get_meta(LEGACY_SETTING)
+        self._core.adopt_settings(lockout=lockout, legacy=legacy, now=now)
 
     async def _get(self, user_id: str, action: str) -> UserRecord | None:
         """The user's record (any kind of store failure becomes StoreError)."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from totpcore._checks import MAX_USER_ID_LENGTH
-from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, MAX_CODE_LENGTH, Core
+from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, MAX_CODE_LENGTH, Core
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
@@ -82,8 +82,18 @@ class TwoFactor:
             known = store.get_meta(CIPHER_SETTING)
             if known is None and not store.set_meta(CIPHER_SETTING, wanted, expected=None):
                 known = store.get_meta(CIPHER_SETTING)  # another server recorded it first
+            lockout = store.get_meta(LOCKOUT_SETTING)
+            # Record this policy's lockout if it is the strictest; retry if another server
+            # wrote first, until the store holds one at least as strict.
+            for _ in range(3):
+                proposal = core.lockout_proposal(lockout)
+                if proposal is None or store.set_meta(LOCKOUT_SETTING, proposal, expected=lockout):
+                    lockout = proposal or lockout
+                    break
+                lockout = store.get_meta(LOCKOUT_SETTING)
             legacy = store.get_meta(LEGACY_SETTING)
         core.keys.accept_setting(wanted if known is None else known, legacy)
+        core.adopt_settings(lockout=lockout, legacy=legacy, now=None)
 
     def __repr__(self) -> str:
         return f"TwoFactor(store={self.store!r}, issuer={self.issuer!r}, policy={self.policy!r})"
@@ -253,6 +263,8 @@ class TwoFactor:
         if check is None:
             return core.malformed(record, Status.SETUP_PENDING)
         with store_errors("complete_setup"):
+            if check.now >= core.settings_due:
+                self._refresh(check.now)
             attempt = self.store.begin_attempt(
                 user_id, status=Status.SETUP_PENDING, now=check.now, limits=core.limits
             )
@@ -300,6 +312,8 @@ class TwoFactor:
             return core.malformed(self._get(user_id, "verify"))
         store = self.store
         try:
+            if check.now >= core.settings_due:
+                self._refresh(check.now)
             attempt = store.begin_attempt(
                 user_id, status=_ACTIVE, now=check.now, limits=core.limits
             )
@@ -341,6 +355,8 @@ class TwoFactor:
         if pair is None:
             return core.malformed(self._get(user_id, "resync"))
         with store_errors("resync"):
+            if pair[0].now >= core.settings_due:
+                self._refresh(pair[0].now)
             attempt = self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=pair[0].now, limits=core.limits
             )
@@ -381,6 +397,8 @@ class TwoFactor:
         if now is None:
             return core.malformed(self._get(user_id, "use_recovery_code"))
         with store_errors("use_recovery_code"):
+            if now >= core.settings_due:
+                self._refresh(now)
             attempt = self.store.begin_attempt(user_id, status=_ACTIVE, now=now, limits=core.limits)
             plan = core.evaluate_recovery(code, now, attempt)
             if isinstance(plan, Verdict):
@@ -394,6 +412,14 @@ class TwoFactor:
         return core.consumed(won)
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _refresh(self, now: float) -> None:
+        """Re-read the store-wide settings (strictest lockout, legacy flag) every minute."""
+        store = self.store
+        with store_errors("settings"):
+            lockout = store.get_meta(LOCKOUT_SETTING)
+            legacy = store.get_meta(LEGACY_SETTING)
+        self._core.adopt_settings(lockout=lockout, legacy=legacy, now=now)
 
     def _get(self, user_id: str, action: str) -> UserRecord | None:
         """The user's record (any kind of store failure becomes StoreError)."""

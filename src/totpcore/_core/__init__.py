@@ -13,11 +13,12 @@ from totpcore._core.decide import (
     MarkUsed,
     Resync,
 )
-from totpcore._core.keys import CIPHER_SETTING, LEGACY_SETTING
+from totpcore._core.keys import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING
 
 __all__ = [
     "CIPHER_SETTING",
     "LEGACY_SETTING",
+    "LOCKOUT_SETTING",
     "MAX_CODE_LENGTH",
     "Activate",
     "Check",

@@ -27,9 +27,9 @@ from totpcore._checks import check_user_id
 from totpcore._core import verdicts
 from totpcore._core.keys import Keys
 from totpcore._engine import Keyed
-from totpcore.errors import InvalidSecretError, InvalidTimeError, UserStateError
+from totpcore.errors import InvalidSecretError, InvalidTimeError, StoreError, UserStateError
 from totpcore.otp import TOTP
-from totpcore.policy import Policy
+from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
 from totpcore.recovery import (
     find_recovery_hash,
     generate_recovery_codes,
@@ -46,9 +46,23 @@ __all__ = ["MAX_CODE_LENGTH", "Activate", "Check", "Consume", "Core", "MarkUsed"
 #: Longest code string looked at, in characters; anything longer is MALFORMED before any work
 #: (an 8-digit code grouped with spaces needs far less).
 MAX_CODE_LENGTH = 64
-# Clock values from 0 up to 2**62 seconds: steps (and step + drift + window) then stay far
-# inside the 8-byte HOTP counter and the signed 64-bit integers stores keep.
-_LATEST_TIME = float(2**62)
+# Clock values from 0 up to 2**40 seconds (about the year 36,800): steps stay far inside the
+# 8-byte HOTP counter and the stores' 64-bit integers, and a float second still has a
+# resolution of a quarter of a millisecond, finer than any throttle delay or the stamps'
+# 1 ms nudge (totpcore.stores._rules), so no wait can round away.
+_LATEST_TIME = float(2**40)
+
+
+#: Seconds between re-reads of the store-wide settings (strictest lockout, legacy flag).
+REFRESH_SECONDS = 60.0
+
+
+def _parse_lockout(value: str | None) -> int | None:
+    """A stored lockout, or ``None`` when absent or not a usable number."""
+    if value is None or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_LOCKOUT_FAILURES else None
 
 
 class Check(NamedTuple):
@@ -129,6 +143,8 @@ class Core:
         self._clock = clock
         self._window = policy.window
         self.accepted = verdicts.Accepted()
+        #: When the shells should re-read the store's settings (see :meth:`adopt_settings`).
+        self.settings_due = 0.0
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -143,7 +159,7 @@ class Core:
             now = float(now)
         if not 0 <= now < _LATEST_TIME:  # also false for NaN and infinity
             raise InvalidTimeError(
-                "clock returned a time that is negative, not finite, or past year 10**11"
+                "clock returned a time that is negative, not finite, or past the year 36,000"
             )
         return now
 
@@ -154,6 +170,38 @@ class Core:
         if parsed is None:
             return None
         return Check(parsed[0], parsed[1], self.now())
+
+    # --- store-wide settings ------------------------------------------------------------
+
+    def lockout_proposal(self, known: str | None) -> str | None:
+        """The lockout to record on the store, when this policy is stricter than what it has.
+
+        Every service on a store honours the strictest ``lockout_failures`` among them, so an
+        API gateway with a lax policy cannot give an attacker more guesses than the app allows.
+        """
+        current = _parse_lockout(known)
+        own = self.policy.lockout_failures
+        return str(own) if current is None or own < current else None
+
+    def adopt_settings(self, *, lockout: str | None, legacy: str | None, now: float | None) -> None:
+        """Apply the store's settings; the shells re-read them every REFRESH_SECONDS.
+
+        The strictest lockout on the store becomes this service's; a legacy-ciphertext flag
+        cleared by a key rotation in another process is followed within the refresh period.
+        """
+        stored = _parse_lockout(lockout)
+        own = self.policy.lockout_failures
+        effective = own if stored is None else min(own, stored)
+        if effective != self.limits.lockout:
+            self.limits = Limits(
+                free=min(self.policy.free_failures, effective),
+                base=self.limits.base,
+                cap=self.limits.cap,
+                lockout=effective,
+            )
+        self.keys.refresh_legacy(legacy)
+        # At construction there is no clock reading yet: the first operation reads again.
+        self.settings_due = 0.0 if now is None else now + REFRESH_SECONDS
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -203,6 +251,9 @@ class Core:
             algorithm=otp.algorithm,
             digits=otp.digits,
             period=otp.period,
+            # The old system may have accepted any code up to now: none of them, nor a pair of
+            # them through resync, may work here. The first code must come from a later step.
+            last_step=int(self.now()) // otp.period,
         )
 
     @staticmethod
@@ -264,6 +315,8 @@ class Core:
 
     def evaluate(self, check: Check, attempt: Attempt, allow_equal: bool) -> Verdict | MarkUsed:
         """Evaluate a charged login code: a refusal, or the compare-and-set to ask for."""
+        if type(attempt) is not Attempt:
+            raise _bad_answer(attempt)
         record = attempt.record
         if not attempt.allowed or record is None:
             return verdicts.refusal(record, check.now, Status.ACTIVE, self.limits)
@@ -282,11 +335,14 @@ class Core:
             drift = record.drift
         else:
             drift = self.learned_drift(match.counter - current, record.drift, period)
-        return MarkUsed(record.generation, match.counter, drift, allow_equal, check.now, period)
+        return MarkUsed(
+            record.generation, match.counter, drift, allow_equal, _stamp(record, check), period
+        )
 
     def marked(self, plan: MarkUsed, won: bool) -> Verdict:
         """The verdict once the store answered the compare-and-set."""
-        return self.accepted(plan.drift, plan.period) if won else verdicts.REPLAYED
+        # ``is True``: a third-party store answering something merely truthy fails closed.
+        return self.accepted(plan.drift, plan.period) if won is True else verdicts.REPLAYED
 
     def learned_drift(self, observed: int, previous: int, period: int) -> int:
         """The drift to store after a match ``observed`` steps from the true current step.
@@ -305,6 +361,8 @@ class Core:
 
     def evaluate_setup(self, check: Check, attempt: Attempt) -> Verdict | Activate:
         """Evaluate a charged confirmation code for a pending user."""
+        if type(attempt) is not Attempt:
+            raise _bad_answer(attempt)
         record = attempt.record
         if not attempt.allowed or record is None:
             return verdicts.refusal(record, check.now, Status.SETUP_PENDING, self.limits)
@@ -316,11 +374,13 @@ class Core:
         if match is None:
             return verdicts.INVALID
         drift = self.learned_drift(match.offset, 0, record.period)
-        return Activate(record.generation, match.counter, drift, check.now, record.period)
+        return Activate(
+            record.generation, match.counter, drift, _stamp(record, check), record.period
+        )
 
     def activated(self, plan: Activate, won: bool) -> Verdict:
         """The verdict once the store answered the activation."""
-        return self.accepted(plan.drift, plan.period) if won else verdicts.SETUP_LOST
+        return self.accepted(plan.drift, plan.period) if won is True else verdicts.SETUP_LOST
 
     # --- resync --------------------------------------------------------------------------
 
@@ -337,6 +397,8 @@ class Core:
     def plan_resync(self, pair: tuple[Check, Check], attempt: Attempt) -> Verdict | Resync:
         """Find the pair within ``max_drift`` nearest to now; it must lie above the mark."""
         first, second = pair
+        if type(attempt) is not Attempt:
+            raise _bad_answer(attempt)
         record = attempt.record
         if not attempt.allowed or record is None:
             return verdicts.refusal(record, first.now, Status.ACTIVE, self.limits)
@@ -355,11 +417,11 @@ class Core:
         # A step once accepted is never accepted again by any path: both codes must be new.
         if record.last_step is not None and best - 1 <= record.last_step:
             return verdicts.RESYNC_BEHIND_MARK
-        return Resync(record.generation, best, best - current, first.now, record.period)
+        return Resync(record.generation, best, best - current, _stamp(record, first), record.period)
 
     def resynced(self, plan: Resync, won: bool) -> Verdict:
         """The verdict once the store answered the resync."""
-        return self.accepted(plan.drift, plan.period) if won else verdicts.RESYNC_LOST
+        return self.accepted(plan.drift, plan.period) if won is True else verdicts.RESYNC_LOST
 
     # --- recovery codes ------------------------------------------------------------------
 
@@ -379,18 +441,31 @@ class Core:
 
     def evaluate_recovery(self, code: str, now: float, attempt: Attempt) -> Verdict | Consume:
         """Evaluate a charged recovery code against the stored hashes."""
+        if type(attempt) is not Attempt:
+            raise _bad_answer(attempt)
         record = attempt.record
         if not attempt.allowed or record is None:
             return verdicts.refusal(record, now, Status.ACTIVE, self.limits)
         matched = find_recovery_hash(code, record.recovery_hashes)
         if matched is None:
             return verdicts.RECOVERY_INVALID
-        return Consume(record.generation, matched, now)
+        stamp = now if record.last_failure_at is None else record.last_failure_at
+        return Consume(record.generation, matched, stamp)
 
     @staticmethod
     def consumed(won: bool) -> Verdict:
         """The verdict once the store answered the consumption."""
-        return verdicts.RECOVERY_ACCEPTED if won else verdicts.RECOVERY_USED
+        return verdicts.RECOVERY_ACCEPTED if won is True else verdicts.RECOVERY_USED
+
+
+def _bad_answer(answer: object) -> StoreError:
+    """A store that answered begin_attempt with something else fails closed."""
+    return StoreError(f"the store answered an attempt with a {type(answer).__name__}")
+
+
+def _stamp(record: UserRecord, check: Check) -> float:
+    """The charge's own stamp, which the success names to take back exactly that charge."""
+    return check.now if record.last_failure_at is None else record.last_failure_at
 
 
 def parse_code(code: object) -> tuple[int, int] | None:

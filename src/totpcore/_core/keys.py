@@ -14,12 +14,14 @@ from totpcore.cipher import SecretCipher
 from totpcore.errors import CipherError, TotpcoreError
 from totpcore.stores.protocol import UserRecord
 
-__all__ = ["CIPHER_SETTING", "LEGACY_SETTING", "PLAINTEXT", "Keys"]
+__all__ = ["CIPHER_SETTING", "LEGACY_SETTING", "LOCKOUT_SETTING", "PLAINTEXT", "Keys"]
 
 #: Store setting (``Store.get_meta``) naming the key fingerprint, or :data:`PLAINTEXT`.
 CIPHER_SETTING = "cipher"
 #: Store setting that says 0.1.0 ciphertexts (bound to the user id only) may be present.
 LEGACY_SETTING = "legacy_ciphertexts"
+#: Store setting holding the strictest ``lockout_failures`` of the services on the store.
+LOCKOUT_SETTING = "lockout_failures"
 PLAINTEXT = "none"
 _LEGACY_POSSIBLE = "possible"
 _LEGACY_REWRITTEN = "rewritten"
@@ -69,6 +71,10 @@ class Keys:
                 "which this cipher does not have"
             )
         self.legacy = legacy == _LEGACY_POSSIBLE
+
+    def refresh_legacy(self, legacy: str | None) -> None:
+        """Follow the store's legacy flag: once another process rotated, stop at once."""
+        self.legacy = self.legacy and legacy == _LEGACY_POSSIBLE
 
     def require_cipher(self) -> None:
         """Refuse key rotation without a cipher."""

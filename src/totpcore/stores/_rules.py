@@ -26,6 +26,8 @@ __all__ = [
     "unlock",
 ]
 
+#: How far a charge's stamp is pushed above the previous one when the clock has not passed it.
+STAMP_NUDGE = 0.001
 _ACTIVE = Status.ACTIVE
 # Builds a record from a tuple of all its fields, in order, without NamedTuple's keyword path.
 _new = UserRecord._make
@@ -40,32 +42,55 @@ def charge(
     # Unpacked and rebuilt positionally: this runs on every verify, and NamedTuple._replace
     # costs as much as the rest of the rule.
     (user_id, status_, secret, generation, algorithm, digits, period, last_step, drift,
-     failures, last_failure_at, locked_at, log, hashes) = record  # fmt: skip
+     last, since, locked_at, log, hashes) = record  # fmt: skip
     if status_ is not status or locked_at is not None:
         return None, Attempt(record, False)
-    cutoff = now - BUDGET_SECONDS
-    recent = log if not log or min(log) > cutoff else tuple(t for t in log if t > cutoff)
-    lockout = limits.lockout
-    if failures >= lockout or len(recent) >= lockout:
-        # The limit is reached: this attempt is refused and the lock is written, so every
-        # service on the store sees it whatever its own policy.
-        locked = record._replace(locked_at=now, failure_log=recent)
-        return locked, Attempt(locked, False)
-    if failures:
-        delay = delay_after(failures, free=limits.free, base=limits.base, cap=limits.cap)
+    if log:
+        log, run, recent = _tally(log, since, now - BUDGET_SECONDS)
+        lockout = limits.lockout
+        if run >= lockout or recent >= lockout:
+            # A limit is reached: this attempt is refused and the lock is written, so every
+            # service on the store sees it whatever its own policy.
+            locked = record._replace(locked_at=now, failure_log=log)
+            return locked, Attempt(locked, False)
+        delay = delay_after(run, free=limits.free, base=limits.base, cap=limits.cap)
         # Within the free failures there is no wait, whatever the clock; past them a clock
-        # that stepped back before the last failure only makes the wait longer.
-        if delay and last_failure_at is not None and now < last_failure_at + delay:
+        # that stepped back before the last attempt only makes the wait longer.
+        if delay and last is not None and now < last + delay:
             return None, Attempt(record, False)
+    # Stamps rise strictly, even when the clock stands still or steps back, so a success can
+    # take back exactly its own charge and never another attempt's. The nudge is a fixed
+    # millisecond (not one float step) so that stores in other languages compute the same.
+    stamp = now if last is None or now > last else last + STAMP_NUDGE
     charged = _new(
         (user_id, status_, secret, generation, algorithm, digits, period, last_step, drift,
-         failures + 1, now, locked_at, (*recent, now), hashes)
+         stamp, since, locked_at, (*log, stamp), hashes)
     )  # fmt: skip
     return charged, Attempt(charged, True)
 
 
+def _tally(
+    log: tuple[float, ...], since: float | None, cutoff: float
+) -> tuple[tuple[float, ...], int, int]:
+    """Prune the log and count it: (kept stamps, consecutive failures, stamps in 24 hours).
+
+    A stamp is kept while the budget (the last 24 hours) or the current run of failures
+    (after the latest fresh success) still needs it.
+    """
+    run = recent = 0
+    kept = []
+    for stamp in log:
+        in_run = since is None or stamp > since
+        in_day = stamp > cutoff
+        if in_run or in_day:
+            kept.append(stamp)
+            run += in_run
+            recent += in_day
+    return (log if len(kept) == len(log) else tuple(kept)), run, recent
+
+
 def _refund(log: tuple[float, ...], charged_at: float) -> tuple[float, ...]:
-    """The failure log without one entry of ``charged_at`` (a success takes back its charge)."""
+    """The failure log without the stamp ``charged_at`` (a success takes back its own charge)."""
     if not log or charged_at not in log:
         return log
     if log[-1] == charged_at:  # the usual case: this attempt was the latest charged
@@ -73,6 +98,11 @@ def _refund(log: tuple[float, ...], charged_at: float) -> tuple[float, ...]:
     entries = list(log)
     entries.remove(charged_at)
     return tuple(entries)
+
+
+def _later(since: float | None, stamp: float) -> float:
+    """The latest fresh success after one more at ``stamp`` (they may complete out of order)."""
+    return stamp if since is None or stamp > since else since
 
 
 def _usable(record: UserRecord | None, generation: int, status: Status) -> UserRecord | None:
@@ -94,21 +124,19 @@ def mark_used(
     """Compare-and-set the replay mark (see :meth:`Store.mark_used`)."""
     if record is None:
         return None
-    (user_id, status, secret, generation_, algorithm, digits, period, last, _drift,
-     failures, last_failure_at, locked_at, log, hashes) = record  # fmt: skip
+    (user_id, status, secret, generation_, algorithm, digits, period, last_step, _drift,
+     last, since, locked_at, log, hashes) = record  # fmt: skip
     if generation_ != generation or status is not _ACTIVE:
         return None
-    if last is None or last < step:
-        failures = 0
-    elif allow_equal and last == step:
-        # A repeat (API-header mode) takes back its own charge and nothing more: it must not
-        # end an attacker's run of failures, or one sniffed header would reset the throttle.
-        failures = failures - 1 if failures > 0 else 0
-    else:
+    if last_step is None or last_step < step:
+        since = _later(since, charged_at)
+    elif not (allow_equal and last_step == step):
         return None
+    # A repeat (API-header mode) takes back its own charge and nothing more: it must not end
+    # an attacker's run of failures, or one sniffed header would reset the throttle.
     return _new(
         (user_id, status, secret, generation, algorithm, digits, period, step, drift,
-         failures, last_failure_at, locked_at, _refund(log, charged_at), hashes)
+         last, since, locked_at, _refund(log, charged_at), hashes)
     )  # fmt: skip
 
 
@@ -123,7 +151,7 @@ def activate(
         status=_ACTIVE,
         last_step=step,
         drift=drift,
-        failures=0,
+        last_success_at=_later(current.last_success_at, charged_at),
         failure_log=_refund(current.failure_log, charged_at),
     )
 
@@ -140,7 +168,7 @@ def resync(
     return current._replace(
         last_step=step,
         drift=drift,
-        failures=0,
+        last_success_at=_later(current.last_success_at, charged_at),
         failure_log=_refund(current.failure_log, charged_at),
     )
 
@@ -162,7 +190,7 @@ def consume_recovery_hash(
         return None
     return current._replace(
         recovery_hashes=tuple(h for h in current.recovery_hashes if h != code_hash),
-        failures=0,
+        last_success_at=_later(current.last_success_at, charged_at),
         failure_log=_refund(current.failure_log, charged_at),
     )
 
@@ -177,7 +205,7 @@ def set_secret(
 
 
 def unlock(record: UserRecord | None) -> UserRecord | None:
-    """Clear the consecutive failures, the failure log and the lock."""
+    """Empty the failure log and lift the lock; ``last_failure_at`` stays (stamps keep rising)."""
     if record is None:
         return None
-    return record._replace(failures=0, last_failure_at=None, locked_at=None, failure_log=())
+    return record._replace(locked_at=None, failure_log=())

@@ -5,7 +5,7 @@ which must be atomic: a single statement, a transaction or a script, never a rea
 separate write. :mod:`totpcore.stores._rules` states what each operation does to a record, as
 pure functions; :class:`~totpcore.testing.StoreContract` proves each guarantee for a store.
 
-Stores know nothing of OTP arithmetic. They compare integers, count failures with
+Stores know nothing of OTP arithmetic. They compare integers and times, compute delays with
 :func:`totpcore.policy.delay_after`, and report whether each conditional write won.
 
 Every conditional operation names the record's ``generation``: a random number that changes
@@ -16,11 +16,14 @@ The rules every store keeps (schema version 2):
 
 - **Replay mark.** ``last_step`` only moves up, through a compare-and-set; only ``replace``
   (an admin reset) moves it back.
-- **Throttle.** An attempt is charged before its code is evaluated: ``failures`` (consecutive,
-  it drives the delay) grows by one and the attempt's time joins ``failure_log``. A success
-  takes back its own charge; a fresh success also ends the consecutive run (the delay), but
-  nothing a user does empties ``failure_log``: at most ``lockout`` attempts are charged in any
-  rolling 24 hours. Only ``unlock`` and ``replace`` refill it.
+- **Throttle.** An attempt is charged before its code is evaluated: it gets a *stamp* (its
+  time, nudged to stay strictly above every earlier stamp of the record, so each attempt is
+  told apart from every other) and the stamp joins ``failure_log``. A success removes its own
+  stamp, and nothing else; a fresh success (a new step, setup, resync, a recovery code) also
+  moves ``last_success_at`` to its stamp. The consecutive failures that drive the delay are the
+  log's stamps above ``last_success_at``; the guessing budget is its stamps of the last 24
+  hours: at most ``lockout`` of either, whatever successes interleave. Only ``unlock`` and
+  ``replace`` empty the log.
 - **Sticky lock.** An attempt past a limit sets ``locked_at``; every later attempt is refused,
   whatever limits the caller passes, until ``unlock`` or ``replace``.
 - **Clock.** Within the free failures no wait applies, whatever the clock says. Past them the
@@ -74,11 +77,13 @@ class UserRecord(NamedTuple):
         last_step: The replay mark: the highest accepted time step, or ``None`` before the
             first.
         drift: Learned clock error of the user's device, in steps (negative: slow).
-        failures: Consecutive charged attempts since the last fresh success; drives the delay.
-        last_failure_at: Unix time of the latest charged attempt, or ``None``.
+        last_failure_at: The stamp of the latest charged attempt (Unix time, nudged up to stay
+            strictly increasing), or ``None`` before the first.
+        last_success_at: The stamp of the latest fresh success, or ``None``: the consecutive
+            failures are the charges after it.
         locked_at: Unix time the lock began, or ``None`` when not locked.
-        failure_log: Unix times of the charged attempts not taken back, pruned to the last
-            24 hours when the next attempt is charged: the guessing budget.
+        failure_log: The stamps of the charged attempts not taken back by a success: those of
+            the last 24 hours and those after ``last_success_at`` are kept.
         recovery_hashes: Hashes of the unused recovery codes (never the codes).
     """
 
@@ -91,11 +96,19 @@ class UserRecord(NamedTuple):
     period: int = 30
     last_step: int | None = None
     drift: int = 0
-    failures: int = 0
     last_failure_at: float | None = None
+    last_success_at: float | None = None
     locked_at: float | None = None
     failure_log: tuple[float, ...] = ()
     recovery_hashes: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failures: the charged attempts since the latest fresh success."""
+        since = self.last_success_at
+        if since is None:
+            return len(self.failure_log)
+        return sum(1 for stamp in self.failure_log if stamp > since)
 
     def __repr__(self) -> str:
         return (
@@ -103,7 +116,8 @@ class UserRecord(NamedTuple):
             f"generation={self.generation}, algorithm={self.algorithm}, digits={self.digits}, "
             f"period={self.period}, last_step={self.last_step}, drift={self.drift}, "
             f"failures={self.failures}, last_failure_at={self.last_failure_at}, "
-            f"locked_at={self.locked_at}, failure_log=<{len(self.failure_log)} entries>, "
+            f"last_success_at={self.last_success_at}, locked_at={self.locked_at}, "
+            f"failure_log=<{len(self.failure_log)} entries>, "
             f"recovery_codes={len(self.recovery_hashes)})"
         )
 
@@ -170,12 +184,13 @@ class Store(Protocol):
         """Atomically charge one attempt, if the user may make one now.
 
         Refused without a write when there is no record, its status is not ``status``, it is
-        locked, or the delay after ``failures`` has not passed since ``last_failure_at``.
-        Refused *and locked* (``locked_at = now``) when ``failures`` or the number of
-        ``failure_log`` entries newer than ``now - 24 h`` has reached ``limits.lockout``.
-        Otherwise charged: ``failures + 1``, ``last_failure_at = now``, and ``now`` appended to
-        the pruned ``failure_log``. N concurrent attempts are charged exactly as N sequential
-        ones would be.
+        locked, or the delay after the consecutive failures has not passed since
+        ``last_failure_at``. Refused *and locked* (``locked_at = now``) when the consecutive
+        failures, or the stamps of the last 24 hours, have reached ``limits.lockout``.
+        Otherwise charged: a new stamp (``now``, or just above ``last_failure_at`` if the clock
+        is not past it) becomes ``last_failure_at`` and joins the pruned ``failure_log``; the
+        returned record carries it for the success to name as ``charged_at``. N concurrent
+        attempts are charged exactly as N sequential ones would be.
         """
         ...
 
@@ -193,9 +208,9 @@ class Store(Protocol):
 
         Succeeds only if the record is ACTIVE with ``generation`` and its ``last_step`` is
         ``None`` or below ``step`` (or equal, when ``allow_equal``). Sets ``last_step = step``
-        and ``drift``, and removes one ``charged_at`` entry from ``failure_log``. A new step
-        also sets ``failures = 0``; a repeat of the same step only takes back its own charge
-        (``failures - 1``, never below 0).
+        and ``drift``, and removes the ``charged_at`` stamp from ``failure_log``. A new step
+        also moves ``last_success_at`` up to ``charged_at``; a repeat of the same step only
+        takes back its own charge, so it never ends anybody else's run of failures.
         """
         ...
 
@@ -211,8 +226,8 @@ class Store(Protocol):
         """Move the replay mark to ``step`` if both codes of the pair are above it.
 
         Succeeds only if the record is ACTIVE with ``generation`` and ``last_step`` is ``None``
-        or below ``step - 1`` (the first code's step). Sets ``last_step`` and ``drift``,
-        ``failures = 0``, and takes back the charge.
+        or below ``step - 1`` (the first code's step). Sets ``last_step`` and ``drift``, takes
+        back the charge and moves ``last_success_at`` up to it.
         """
         ...
 
@@ -227,7 +242,7 @@ class Store(Protocol):
     ) -> bool:
         """Remove ``code_hash`` if present; True only for the one winner.
 
-        The winner also sets ``failures = 0`` and takes back its charge.
+        The winner also takes back its charge and moves ``last_success_at`` up to it.
         """
         ...
 
@@ -239,7 +254,11 @@ class Store(Protocol):
         ...
 
     def unlock(self, user_id: str) -> bool:
-        """Clear failures, the failure log and the lock; return whether the user exists."""
+        """Empty the failure log and lift the lock; return whether the user exists.
+
+        ``last_failure_at`` stays, so that stamps keep rising: a charge made before the unlock
+        can never be confused with one made after it.
+        """
         ...
 
     def get_meta(self, name: str) -> str | None:

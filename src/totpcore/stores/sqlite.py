@@ -98,6 +98,14 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             f"ALTER TABLE {_TABLE} ADD COLUMN period INTEGER NOT NULL DEFAULT 30",
             # Comma-separated repr(float) values: exact, and readable in the sqlite3 shell.
             f"ALTER TABLE {_TABLE} ADD COLUMN failure_log TEXT NOT NULL DEFAULT ''",
+            f"ALTER TABLE {_TABLE} ADD COLUMN last_success_at REAL",
+            # v1 counted consecutive failures; v2 keeps one stamp per charged attempt. A v1 run
+            # of N failures becomes N stamps at its last failure, so no run is forgotten
+            # (hex(zeroblob(N)) is N "00" pairs, each replaced by one stamp).
+            f"UPDATE {_TABLE} SET failure_log = rtrim(replace(hex(zeroblob(failures)), '00', "
+            "CAST(last_failure_at AS TEXT) || ','), ',') "
+            "WHERE failures > 0 AND last_failure_at IS NOT NULL",
+            f"ALTER TABLE {_TABLE} DROP COLUMN failures",
             f"CREATE TABLE {_META} (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
             # 0.1.0 may have encrypted secrets with older associated data; the service reads
             # this flag to know it must be ready for them. A file without users has none.
@@ -597,8 +605,8 @@ def _row(record: UserRecord) -> tuple[Any, ...]:
         record.period,
         record.last_step,
         record.drift,
-        record.failures,
         record.last_failure_at,
+        record.last_success_at,
         record.locked_at,
         # repr of a float is the shortest text that parses back to the same float.
         ",".join(repr(float(entry)) for entry in record.failure_log),
@@ -622,8 +630,8 @@ def _record(row: tuple[Any, ...]) -> UserRecord:
         period=row[6],
         last_step=row[7],
         drift=row[8],
-        failures=row[9],
-        last_failure_at=row[10],
+        last_failure_at=row[9],
+        last_success_at=row[10],
         locked_at=row[11],
         failure_log=failure_log,
         recovery_hashes=tuple(row[13].split(",")) if row[13] else (),

@@ -59,6 +59,14 @@ def _record(user_id: str = "alice", *, status: Status = Status.ACTIVE, **fields:
     return UserRecord(**values)
 
 
+def _run(count: int, last: float) -> dict[str, Any]:
+    """Record fields for ``count`` consecutive failures, one second apart, the last at ``last``."""
+    return {
+        "failure_log": tuple(last - count + 1 + index for index in range(count)),
+        "last_failure_at": last if count else None,
+    }
+
+
 def _race(count: int, action: Callable[[int], T]) -> list[T]:
     """Run ``action(i)`` in ``count`` threads released together; return the results."""
     barrier = threading.Barrier(count)
@@ -106,8 +114,8 @@ class StoreContract:
             failure_log=(NOW - 0.125, NOW + 0.25),
             last_step=2**40 + 3,
             drift=-1440,
-            failures=3,
             last_failure_at=NOW + 0.25,
+            last_success_at=NOW - 1.0,
             locked_at=None,
             recovery_hashes=("h1$a", "h2$b"),
         )
@@ -184,15 +192,21 @@ class StoreContract:
         assert store.get("alice") == attempt.record
 
     def test_free_failures_then_doubling_delay(self, store: Store) -> None:
-        """Five attempts pass at once; then 1 s, 2 s, 4 s ... must pass between attempts."""
+        """Five attempts pass at once; then 1 s, 2 s, 4 s ... must pass between attempts.
+
+        Attempts at one clock reading get stamps a millisecond apart, so each wait counts from
+        the last stamp.
+        """
         store.insert(_record())
-        now = NOW
         for _ in range(LIMITS.free):
-            assert self._attempt(store, now)
+            assert self._attempt(store, NOW)
         for delay in (1.0, 2.0, 4.0, 8.0):
-            assert not self._attempt(store, now + delay - 0.01)
-            now += delay
-            assert self._attempt(store, now)
+            record = store.get("alice")
+            assert record is not None
+            assert record.last_failure_at is not None
+            last = record.last_failure_at
+            assert not self._attempt(store, last + delay - 0.01)
+            assert self._attempt(store, last + delay)
 
     def test_no_free_failures_first_wait_is_base_delay(self, store: Store) -> None:
         """With free=0 the first wait is base (not twice base), then it doubles."""
@@ -206,25 +220,25 @@ class StoreContract:
 
     def test_delay_is_capped(self, store: Store) -> None:
         """With many failures the delay stops growing at the cap."""
-        store.insert(_record(failures=60, last_failure_at=NOW))
+        store.insert(_record(**_run(60, NOW)))
         assert not self._attempt(store, NOW + LIMITS.cap - 1)
         assert self._attempt(store, NOW + LIMITS.cap)
 
     def test_clock_step_back_within_free_failures(self, store: Store) -> None:
         """Within the free failures a clock that stepped back is no reason to refuse."""
-        store.insert(_record(failures=2, last_failure_at=NOW, failure_log=(NOW, NOW)))
+        store.insert(_record(**_run(2, NOW)))
         assert self._attempt(store, NOW - 3600)
 
     def test_clock_step_back_never_shortens_a_wait(self, store: Store) -> None:
         """Past the free failures a clock behind the last failure waits until it passes it."""
-        store.insert(_record(failures=LIMITS.free, last_failure_at=NOW))
+        store.insert(_record(**_run(LIMITS.free, NOW)))
         assert not self._attempt(store, NOW - 3600)
         assert not self._attempt(store, NOW + 0.5)
         assert self._attempt(store, NOW + 1.0)
 
     def test_lockout(self, store: Store) -> None:
         """After the limit the next attempt is refused and locks; none is allowed after, ever."""
-        store.insert(_record(failures=LIMITS.lockout - 1, last_failure_at=NOW - 10_000))
+        store.insert(_record(**_run(LIMITS.lockout - 1, NOW - 10_000)))
         assert self._attempt(store, NOW)  # the 100th consecutive attempt is still evaluated
         attempt = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW + 1e4, limits=LIMITS)
         assert attempt.allowed is False
@@ -234,13 +248,13 @@ class StoreContract:
         assert store.unlock("alice") is True
         unlocked = store.get("alice")
         assert unlocked is not None
-        assert (unlocked.failures, unlocked.locked_at, unlocked.last_failure_at) == (0, None, None)
-        assert unlocked.failure_log == ()
+        assert (unlocked.failures, unlocked.locked_at, unlocked.failure_log) == (0, None, ())
+        assert unlocked.last_failure_at == NOW  # stamps keep rising across an unlock
         assert self._attempt(store, NOW + 1e7)
 
     def test_lock_is_sticky_whatever_the_limits(self, store: Store) -> None:
         """A lock written under strict limits holds against a caller with lax ones."""
-        store.insert(_record(failures=3, last_failure_at=NOW - 1e4, failure_log=(NOW,) * 3))
+        store.insert(_record(**_run(3, NOW - 1e4)))
         strict = Limits(free=3, base=1.0, cap=1.0, lockout=3)
         lax = Limits(free=100, base=1.0, cap=1.0, lockout=100)
         assert not self._attempt(store, NOW, strict)
@@ -271,7 +285,7 @@ class StoreContract:
     def test_budget_rolls_after_24_hours(self, store: Store) -> None:
         """Charges older than 24 hours leave the budget."""
         old = tuple(NOW - 86_400 - i for i in range(LIMITS.lockout))
-        store.insert(_record(failure_log=old))
+        store.insert(_record(failure_log=old, last_success_at=NOW - 10))
         assert self._attempt(store, NOW)
         record = store.get("alice")
         assert record is not None
@@ -294,7 +308,7 @@ class StoreContract:
 
     def test_mark_used_is_compare_and_set(self, store: Store) -> None:
         """Only a step above the mark wins; the equal step wins only in API mode."""
-        store.insert(_record(failures=3, last_failure_at=NOW, failure_log=(NOW - 2, NOW - 1, NOW)))
+        store.insert(_record(**_run(3, NOW)))
         assert store.mark_used(
             "alice", generation=7, step=100, drift=-2, allow_equal=False, charged_at=NOW
         )
@@ -317,19 +331,67 @@ class StoreContract:
 
     def test_repeat_takes_back_only_its_own_charge(self, store: Store) -> None:
         """An API-header repeat never clears earlier failures: failures - 1, one log entry."""
-        store.insert(
-            _record(last_step=50, failures=4, last_failure_at=NOW, failure_log=(NOW - 1, NOW))
-        )
+        store.insert(_record(last_step=50, last_success_at=NOW - 10, **_run(4, NOW)))
         assert store.mark_used(
             "alice", generation=7, step=50, drift=0, allow_equal=True, charged_at=NOW
         )
         stored = store.get("alice")
         assert stored is not None
-        assert (stored.failures, stored.failure_log, stored.last_step) == (3, (NOW - 1,), 50)
+        assert (stored.failures, stored.failure_log, stored.last_step) == (
+            3,
+            _run(3, NOW - 1)["failure_log"],
+            50,
+        )
+        assert stored.last_success_at == NOW - 10
+
+    def test_repeat_charged_before_a_fresh_success_refunds_only_itself(self, store: Store) -> None:
+        """A repeat that was charged before a fresh success cannot undo a later failure.
+
+        The victim sends two requests with a new step's code: R is charged, then F, which
+        succeeds first. Five wrong guesses follow. R, now a repeat, must take back only its
+        own charge: the five guesses stay counted and the sixth waits.
+        """
+        store.insert(_record(last_step=10))
+        r = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).record
+        f = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS).record
+        assert r is not None
+        assert f is not None
+        assert r.last_failure_at is not None
+        assert f.last_failure_at is not None
+        assert r.last_failure_at < f.last_failure_at  # the same clock, still distinct stamps
+        assert store.mark_used(
+            "alice", generation=7, step=11, drift=0, allow_equal=True, charged_at=f.last_failure_at
+        )
+        for _ in range(LIMITS.free):
+            assert self._attempt(store, NOW)
+        assert store.mark_used(
+            "alice", generation=7, step=11, drift=0, allow_equal=True, charged_at=r.last_failure_at
+        )
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.failures == LIMITS.free
+        assert not self._attempt(store, NOW)
+
+    def test_refund_after_an_unlock_takes_back_nothing_else(self, store: Store) -> None:
+        """A success charged before an unlock cannot erase a guess charged after it."""
+        store.insert(_record(last_step=10))
+        pending = store.begin_attempt("alice", status=Status.ACTIVE, now=NOW, limits=LIMITS)
+        assert pending.record is not None
+        stamp = pending.record.last_failure_at
+        assert stamp is not None
+        assert store.unlock("alice")
+        assert self._attempt(store, NOW)  # the attacker's guess, at the same clock reading
+        assert store.mark_used(
+            "alice", generation=7, step=11, drift=0, allow_equal=False, charged_at=stamp
+        )
+        stored = store.get("alice")
+        assert stored is not None
+        assert len(stored.failure_log) == 1
+        assert stored.failure_log[0] > stamp
 
     def test_failed_mark_used_changes_nothing(self, store: Store) -> None:
         """A lost compare-and-set leaves the record exactly as it was (failures included)."""
-        before = _record(last_step=50, failures=2, last_failure_at=NOW, drift=3, failure_log=(NOW,))
+        before = _record(last_step=50, drift=3, **_run(2, NOW))
         store.insert(before)
         assert not store.mark_used(
             "alice", generation=7, step=50, drift=9, allow_equal=False, charged_at=NOW
@@ -349,11 +411,7 @@ class StoreContract:
 
     def test_activate(self, store: Store) -> None:
         """Activate moves pending to active with the confirming step used, once."""
-        store.insert(
-            _record(
-                status=Status.SETUP_PENDING, failures=2, last_failure_at=NOW, failure_log=(NOW,)
-            )
-        )
+        store.insert(_record(status=Status.SETUP_PENDING, **_run(1, NOW)))
         assert not store.activate("alice", generation=1, step=10, drift=0, charged_at=NOW)
         assert store.activate("alice", generation=7, step=10, drift=1, charged_at=NOW)
         stored = store.get("alice")
@@ -385,7 +443,7 @@ class StoreContract:
 
     def test_set_secret_is_compare_and_set(self, store: Store) -> None:
         """A secret is replaced only if generation and bytes are as read; nothing else moves."""
-        before = _record(last_step=9, failures=1)
+        before = _record(last_step=9, **_run(1, NOW))
         store.insert(before)
         assert not store.set_secret("alice", generation=7, expected=b"other", secret=b"new")
         assert not store.set_secret("alice", generation=8, expected=before.secret, secret=b"new")
@@ -406,7 +464,7 @@ class StoreContract:
 
     def test_recovery_hashes_are_consumed_once(self, store: Store) -> None:
         """A hash can be consumed once; consuming clears failures; others remain."""
-        store.insert(_record(failures=4, last_failure_at=NOW, failure_log=(NOW - 5, NOW)))
+        store.insert(_record(failure_log=(NOW - 5, NOW), last_failure_at=NOW))
         assert store.set_recovery_hashes("alice", generation=7, hashes=("a$1", "b$2", "c$3"))
         assert store.consume_recovery_hash("alice", generation=7, code_hash="b$2", charged_at=NOW)
         for generation, code_hash in ((7, "b$2"), (7, "zzz"), (6, "a$1")):
@@ -466,7 +524,7 @@ class StoreContract:
 
     def test_parallel_attempts_never_pass_the_lock(self, store: Store) -> None:
         """Near the lockout, parallel attempts are allowed only up to the limit, never past."""
-        store.insert(_record(failures=LIMITS.lockout - 3, last_failure_at=NOW - 1e6))
+        store.insert(_record(**_run(LIMITS.lockout - 3, NOW - 1e6)))
         limits = Limits(free=LIMITS.lockout, base=1.0, cap=1.0, lockout=LIMITS.lockout)
         results = _race(
             THREADS,
