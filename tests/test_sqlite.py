@@ -545,14 +545,25 @@ def test_meta_compare_and_set_has_one_winner(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("synchronous", "level"), [("FULL", 2), ("NORMAL", 1), ("normal", 1)])
-def test_connection_settings(tmp_path: Path, synchronous: str, level: int) -> None:
+def test_connection_settings(
+    tmp_path: Path, synchronous: str, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Connections run in WAL mode with the chosen synchronous level (FULL unless opted out)."""
-    with (
-        SQLiteStore(tmp_path / "db.sqlite3", synchronous=synchronous) as store,
-        store._borrowed() as connection,
-    ):
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA synchronous").fetchone()[0] == level
+    opened: list[sqlite3.Connection] = []
+    original = sqlite3.connect
+
+    def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = original(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    with SQLiteStore(tmp_path / "db.sqlite3", synchronous=synchronous) as store:
+        store.get("alice")  # an operation on a pooled connection
+        assert opened
+        for connection in opened:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert connection.execute("PRAGMA synchronous").fetchone()[0] == level
 
 
 @pytest.mark.parametrize(

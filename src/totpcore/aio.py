@@ -28,6 +28,7 @@ from totpcore.verdict import Verdict
 __all__ = ["AsyncTwoFactor"]
 
 _ACTIVE = Status.ACTIVE
+_monotonic = time.monotonic
 _LIST_PAGE = 1000
 
 
@@ -106,7 +107,7 @@ class AsyncTwoFactor:
                 lockout = await store.get_meta(LOCKOUT_SETTING)
             legacy = await store.get_meta(LEGACY_SETTING)
         core.keys.accept_setting(wanted if known is None else known, legacy)
-        core.adopt_settings(lockout=lockout, legacy=legacy, now=None)
+        core.adopt_settings(lockout=lockout, legacy=legacy, fresh=False)
         self._ready = True
 
     # --- admin ---------------------------------------------------------------------------
@@ -292,8 +293,8 @@ class AsyncTwoFactor:
         if check is None:
             return core.malformed(record, Status.SETUP_PENDING)
         with store_errors("complete_setup"):
-            if check.now >= core.settings_due:
-                await self._refresh(check.now)
+            if core.settings_stale():
+                await self._refresh()
             attempt = await self.store.begin_attempt(
                 user_id, status=Status.SETUP_PENDING, now=check.now, limits=core.limits
             )
@@ -342,11 +343,11 @@ class AsyncTwoFactor:
         if check is None:
             return core.malformed(await self._get(user_id, "verify"))
         store = self.store
+        if _monotonic() >= core.settings_due:  # the store's settings, re-read every minute
+            await self._refresh()
         try:
-            if check.now >= core.settings_due:
-                await self._refresh(check.now)
             attempt = await store.begin_attempt(
-                user_id, status=_ACTIVE, now=check.now, limits=core.limits
+                user_id, status=_ACTIVE, now=check[2], limits=core.limits
             )
         except TotpcoreError:
             raise
@@ -388,8 +389,8 @@ class AsyncTwoFactor:
         if pair is None:
             return core.malformed(await self._get(user_id, "resync"))
         with store_errors("resync"):
-            if pair[0].now >= core.settings_due:
-                await self._refresh(pair[0].now)
+            if core.settings_stale():
+                await self._refresh()
             attempt = await self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=pair[0].now, limits=core.limits
             )
@@ -432,8 +433,8 @@ class AsyncTwoFactor:
         if now is None:
             return core.malformed(await self._get(user_id, "use_recovery_code"))
         with store_errors("use_recovery_code"):
-            if now >= core.settings_due:
-                await self._refresh(now)
+            if core.settings_stale():
+                await self._refresh()
             attempt = await self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=now, limits=core.limits
             )
@@ -450,13 +451,13 @@ class AsyncTwoFactor:
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _refresh(self, now: float) -> None:
+    async def _refresh(self) -> None:
         """Re-read the store-wide settings (strictest lockout, legacy flag) every minute."""
         store = self.store
         with store_errors("settings"):
             lockout = await store.get_meta(LOCKOUT_SETTING)
             legacy = await store.get_meta(LEGACY_SETTING)
-        self._core.adopt_settings(lockout=lockout, legacy=legacy, now=now)
+        self._core.adopt_settings(lockout=lockout, legacy=legacy, fresh=True)
 
     async def _get(self, user_id: str, action: str) -> UserRecord | None:
         """The user's record (any kind of store failure becomes StoreError)."""

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _ACTIVE = Status.ACTIVE
+_monotonic = time.monotonic
 _LIST_PAGE = 1000
 
 
@@ -93,7 +94,7 @@ class TwoFactor:
                 lockout = store.get_meta(LOCKOUT_SETTING)
             legacy = store.get_meta(LEGACY_SETTING)
         core.keys.accept_setting(wanted if known is None else known, legacy)
-        core.adopt_settings(lockout=lockout, legacy=legacy, now=None)
+        core.adopt_settings(lockout=lockout, legacy=legacy, fresh=False)
 
     def __repr__(self) -> str:
         return f"TwoFactor(store={self.store!r}, issuer={self.issuer!r}, policy={self.policy!r})"
@@ -263,8 +264,8 @@ class TwoFactor:
         if check is None:
             return core.malformed(record, Status.SETUP_PENDING)
         with store_errors("complete_setup"):
-            if check.now >= core.settings_due:
-                self._refresh(check.now)
+            if core.settings_stale():
+                self._refresh()
             attempt = self.store.begin_attempt(
                 user_id, status=Status.SETUP_PENDING, now=check.now, limits=core.limits
             )
@@ -311,12 +312,10 @@ class TwoFactor:
         if check is None:
             return core.malformed(self._get(user_id, "verify"))
         store = self.store
+        if _monotonic() >= core.settings_due:  # the store's settings, re-read every minute
+            self._refresh()
         try:
-            if check.now >= core.settings_due:
-                self._refresh(check.now)
-            attempt = store.begin_attempt(
-                user_id, status=_ACTIVE, now=check.now, limits=core.limits
-            )
+            attempt = store.begin_attempt(user_id, status=_ACTIVE, now=check[2], limits=core.limits)
         except TotpcoreError:
             raise
         except Exception as error:
@@ -355,8 +354,8 @@ class TwoFactor:
         if pair is None:
             return core.malformed(self._get(user_id, "resync"))
         with store_errors("resync"):
-            if pair[0].now >= core.settings_due:
-                self._refresh(pair[0].now)
+            if core.settings_stale():
+                self._refresh()
             attempt = self.store.begin_attempt(
                 user_id, status=_ACTIVE, now=pair[0].now, limits=core.limits
             )
@@ -397,8 +396,8 @@ class TwoFactor:
         if now is None:
             return core.malformed(self._get(user_id, "use_recovery_code"))
         with store_errors("use_recovery_code"):
-            if now >= core.settings_due:
-                self._refresh(now)
+            if core.settings_stale():
+                self._refresh()
             attempt = self.store.begin_attempt(user_id, status=_ACTIVE, now=now, limits=core.limits)
             plan = core.evaluate_recovery(code, now, attempt)
             if isinstance(plan, Verdict):
@@ -413,13 +412,13 @@ class TwoFactor:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _refresh(self, now: float) -> None:
+    def _refresh(self) -> None:
         """Re-read the store-wide settings (strictest lockout, legacy flag) every minute."""
         store = self.store
         with store_errors("settings"):
             lockout = store.get_meta(LOCKOUT_SETTING)
             legacy = store.get_meta(LEGACY_SETTING)
-        self._core.adopt_settings(lockout=lockout, legacy=legacy, now=now)
+        self._core.adopt_settings(lockout=lockout, legacy=legacy, fresh=True)
 
     def _get(self, user_id: str, action: str) -> UserRecord | None:
         """The user's record (any kind of store failure becomes StoreError)."""

@@ -19,11 +19,13 @@ Ordering of a check, and why:
 
 from __future__ import annotations
 
+import functools
 import secrets as _secrets
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from totpcore._checks import check_user_id
+from totpcore._checks import MAX_USER_ID_LENGTH, check_user_id
 from totpcore._core import verdicts
 from totpcore._core.keys import Keys
 from totpcore._engine import Keyed
@@ -112,6 +114,12 @@ class Consume(NamedTuple):
     charged_at: float
 
 
+# Built with tuple.__new__ bound in C: NamedTuple's generated constructor is a Python call, and
+# these are made on every verify.
+_new_check = functools.partial(tuple.__new__, Check)
+_new_mark = functools.partial(tuple.__new__, MarkUsed)
+
+
 class Core:
     """The service's decisions for one application: policy, clock and cipher, no store.
 
@@ -134,6 +142,7 @@ class Core:
         self.issuer = issuer
         self.policy = policy
         self.keys = Keys(cipher)  # type: ignore[arg-type]  # Keys checks the protocol
+        self._keyed = self.keys.keyed
         self.limits = Limits(
             free=policy.free_failures,
             base=policy.base_delay,
@@ -142,8 +151,11 @@ class Core:
         )
         self._clock = clock
         self._window = policy.window
+        self._learn = policy.learn_drift
+        self._max_drift = policy.max_drift
         self.accepted = verdicts.Accepted()
-        #: When the shells should re-read the store's settings (see :meth:`adopt_settings`).
+        #: When (``time.monotonic``) the shells should re-read the store's settings; 0 until
+        #: the first operation (see :meth:`adopt_settings`).
         self.settings_due = 0.0
 
     # --- inputs --------------------------------------------------------------------------
@@ -165,11 +177,21 @@ class Core:
 
     def check(self, user_id: str, code: str) -> Check | None:
         """Validate a login check; ``None`` when the code is malformed (answer it uncharged)."""
-        check_user_id(user_id)
+        # The common case (a short ASCII id, six digits) is checked inline: this runs on every
+        # verify. Anything else takes the full checks, which raise or say why.
+        if not (
+            type(user_id) is str
+            and 0 < len(user_id) <= MAX_USER_ID_LENGTH
+            and user_id.isascii()
+            and "\0" not in user_id
+        ):
+            check_user_id(user_id)
+        if type(code) is str and len(code) == 6 and code.isascii() and code.isdigit():
+            return _new_check((int(code), 6, self.now()))
         parsed = parse_code(code)
         if parsed is None:
             return None
-        return Check(parsed[0], parsed[1], self.now())
+        return _new_check((parsed[0], parsed[1], self.now()))
 
     # --- store-wide settings ------------------------------------------------------------
 
@@ -183,7 +205,14 @@ class Core:
         own = self.policy.lockout_failures
         return str(own) if current is None or own < current else None
 
-    def adopt_settings(self, *, lockout: str | None, legacy: str | None, now: float | None) -> None:
+    def settings_stale(self) -> bool:
+        """Whether the store's settings are due to be read again (real time, not the clock).
+
+        Real elapsed time, so that neither an injected clock nor a clock step can postpone it.
+        """
+        return time.monotonic() >= self.settings_due
+
+    def adopt_settings(self, *, lockout: str | None, legacy: str | None, fresh: bool) -> None:
         """Apply the store's settings; the shells re-read them every REFRESH_SECONDS.
 
         The strictest lockout on the store becomes this service's; a legacy-ciphertext flag
@@ -200,8 +229,8 @@ class Core:
                 lockout=effective,
             )
         self.keys.refresh_legacy(legacy)
-        # At construction there is no clock reading yet: the first operation reads again.
-        self.settings_due = 0.0 if now is None else now + REFRESH_SECONDS
+        # Read at construction: the first operation reads again (it may come much later).
+        self.settings_due = time.monotonic() + REFRESH_SECONDS if fresh else 0.0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -323,21 +352,25 @@ class Core:
         if check.digits != record.digits:
             return verdicts.INVALID  # well formed, but not this user's length: a wrong code
         period = record.period
-        current = int(check.now) // period
+        current = int(check[2]) // period
         window = self._window
-        # Centre the window on where this user's device is known to be.
-        match = self.keyed_of(record).around(check.value, current + record.drift, window, window)
+        drift = record.drift
+        # Centre the window on where this user's device is known to be. The cache is called
+        # directly (not through keyed_of), and fields are read by position: the hot path.
+        keyed = self._keyed(record[0], record[2], record[3], record[4], record[5])
+        match = keyed.around(check[0], current + drift, window, window)
         if match is None:
             return verdicts.INVALID
-        if match.counter == record.last_step:
-            # A repeat (API-header mode) tells nothing new about the device's clock; learning
-            # from it would let one code walk the window backwards and never expire.
-            drift = record.drift
-        else:
-            drift = self.learned_drift(match.counter - current, record.drift, period)
-        return MarkUsed(
-            record.generation, match.counter, drift, allow_equal, _stamp(record, check), period
-        )
+        step = match.counter
+        # A repeat (API-header mode) tells nothing new about the device's clock; learning from
+        # it would let one code walk the window backwards and never expire.
+        if step != record.last_step:
+            drift = self.learned_drift(step - current, drift, period)
+        stamp = record.last_failure_at
+        return _new_mark(
+            (record.generation, step, drift, allow_equal, check[2] if stamp is None else stamp,
+             period)
+        )  # fmt: skip
 
     def marked(self, plan: MarkUsed, won: bool) -> Verdict:
         """The verdict once the store answered the compare-and-set."""
@@ -350,10 +383,10 @@ class Core:
         Clamped to ``max_drift``: a phone that keeps losing time must not walk the window
         further than the policy allows.
         """
-        if not self.policy.learn_drift:
+        if not self._learn:
             return previous
-        reach = self.policy.max_drift // period
-        return max(-reach, min(reach, observed))
+        reach = self._max_drift // period
+        return -reach if observed < -reach else reach if observed > reach else observed
 
     malformed = staticmethod(verdicts.malformed)
 

@@ -12,6 +12,8 @@ or ``None`` when the operation's condition does not hold and nothing may change.
 
 from __future__ import annotations
 
+import functools
+
 from totpcore._throttle import BUDGET_SECONDS, delay_after
 from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
 
@@ -29,8 +31,10 @@ __all__ = [
 #: How far a charge's stamp is pushed above the previous one when the clock has not passed it.
 STAMP_NUDGE = 0.001
 _ACTIVE = Status.ACTIVE
-# Builds a record from a tuple of all its fields, in order, without NamedTuple's keyword path.
-_new = UserRecord._make
+# Builds a record from a tuple of all its fields, in order: tuple.__new__ bound in C, without
+# the Python-level constructor NamedTuple generates (this runs twice per verify).
+_new = functools.partial(tuple.__new__, UserRecord)
+_attempt = functools.partial(tuple.__new__, Attempt)
 
 
 def charge(
@@ -44,7 +48,7 @@ def charge(
     (user_id, status_, secret, generation, algorithm, digits, period, last_step, drift,
      last, since, locked_at, log, hashes) = record  # fmt: skip
     if status_ is not status or locked_at is not None:
-        return None, Attempt(record, False)
+        return None, _attempt((record, False))
     if log:
         log, run, recent = _tally(log, since, now - BUDGET_SECONDS)
         lockout = limits.lockout
@@ -66,7 +70,7 @@ def charge(
         (user_id, status_, secret, generation, algorithm, digits, period, last_step, drift,
          stamp, since, locked_at, (*log, stamp), hashes)
     )  # fmt: skip
-    return charged, Attempt(charged, True)
+    return charged, _attempt((charged, True))
 
 
 def _tally(

@@ -39,10 +39,15 @@ class Blocking:
             )
             self._thread.start()
         else:
-            self._loop, self._thread = loop_owner._loop, None
+            self._loop, self._thread = loop_owner.loop, None
 
     def __repr__(self) -> str:
         return f"Blocking({self.target!r})"
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the coroutines run on."""
+        return self._loop
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.target, name)
