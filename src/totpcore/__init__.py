@@ -1,9 +1,8 @@
 """totpcore: RFC 6238 TOTP and RFC 4226 HOTP two-factor authentication.
 
-The public API is re-exported here; each name lives in the module of its concept. The engine
-(codes, secrets, URIs) loads with the package; the service, the stores and the migration codec
-load on first use, so ``import totpcore`` stays cheap and loads neither ``sqlite3`` nor
-``asyncio``.
+The public API is re-exported here; each name lives in the module of its concept and loads
+on first use (only the exceptions load with the package), so ``import totpcore`` costs next to
+nothing and loads neither ``sqlite3`` nor ``asyncio``.
 """
 
 from __future__ import annotations
@@ -22,16 +21,6 @@ from totpcore.errors import (
     TotpcoreError,
     UserStateError,
 )
-from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
-from totpcore.secret import (
-    MAX_SECRET_LENGTH,
-    MIN_KEY_BYTES,
-    decode_secret,
-    encode_secret,
-    generate_secret,
-)
-from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
-from totpcore.verdict import Reason, Verdict
 
 if TYPE_CHECKING:
     from totpcore._checks import MAX_USER_ID_LENGTH
@@ -39,8 +28,16 @@ if TYPE_CHECKING:
     from totpcore.aio import AsyncTwoFactor
     from totpcore.cipher import AESGCMCipher, SecretCipher
     from totpcore.migration import MigrationBatch, build_migration_uris, parse_migration_uri
+    from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP, Match, hotp
     from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
     from totpcore.provisioning import Provisioning
+    from totpcore.secret import (
+        MAX_SECRET_LENGTH,
+        MIN_KEY_BYTES,
+        decode_secret,
+        encode_secret,
+        generate_secret,
+    )
     from totpcore.service import TwoFactor
     from totpcore.stores import (
         AsyncMemoryStore,
@@ -54,9 +51,29 @@ if TYPE_CHECKING:
         UserListing,
         UserRecord,
     )
+    from totpcore.uri import MAX_URI_LENGTH, OTPAuthURI, build_uri, parse_uri
+    from totpcore.verdict import Reason, Verdict
 
-# Name -> module, for the names loaded on first use.
+# Name -> module, for the names loaded on first use: importing the package costs next to
+# nothing, and each concept loads when it is first used.
 _LAZY = {
+    "HOTP": "totpcore.otp",
+    "MAX_LOOK_AHEAD": "totpcore.otp",
+    "MAX_WINDOW": "totpcore.otp",
+    "TOTP": "totpcore.otp",
+    "Match": "totpcore.otp",
+    "hotp": "totpcore.otp",
+    "MAX_SECRET_LENGTH": "totpcore.secret",
+    "MIN_KEY_BYTES": "totpcore.secret",
+    "decode_secret": "totpcore.secret",
+    "encode_secret": "totpcore.secret",
+    "generate_secret": "totpcore.secret",
+    "MAX_URI_LENGTH": "totpcore.uri",
+    "OTPAuthURI": "totpcore.uri",
+    "build_uri": "totpcore.uri",
+    "parse_uri": "totpcore.uri",
+    "Reason": "totpcore.verdict",
+    "Verdict": "totpcore.verdict",
     "MAX_USER_ID_LENGTH": "totpcore._checks",
     "MAX_CODE_LENGTH": "totpcore._core",
     "AsyncTwoFactor": "totpcore.aio",

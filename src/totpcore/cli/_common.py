@@ -9,13 +9,10 @@ stores or ``sqlite3``, which ``totpcore code`` must start without.
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import math
 import os
 import sys
 import time
-from datetime import datetime
 from typing import Any, NoReturn
 
 from totpcore.otp import HOTP, TOTP, Time
@@ -75,6 +72,8 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         text: What is printed otherwise.
     """
     if getattr(args, "json", False):
+        import json  # loaded only for --json: start-up matters for every command
+
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(text)
@@ -218,6 +217,8 @@ def read_key(args: argparse.Namespace) -> bytes:
         UsageError: no source, or a secret file that is not text.
     """
     if args.secret == "-":  # noqa: S105 - "-" means standard input, not a password
+        import getpass
+
         text = getpass.getpass("Secret: ") if sys.stdin.isatty() else sys.stdin.readline()
     elif args.secret is not None:
         text = args.secret
@@ -266,6 +267,8 @@ def at_time(args: argparse.Namespace) -> Time:
             raise UsageError("--at must be a finite number of seconds")
         return number
     try:
+        from datetime import datetime
+
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError("--at takes Unix seconds or ISO 8601, e.g. 2030-01-01T00:00:00Z") from None

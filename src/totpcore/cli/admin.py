@@ -34,7 +34,6 @@ the codes ``recovery-codes`` hands out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import string
 import sys
@@ -318,6 +317,8 @@ def _enable(service: TwoFactor, args: argparse.Namespace) -> int:
 
 
 def _setup(service: TwoFactor, args: argparse.Namespace) -> int:
+    import json  # loaded when used: start-up matters for every command
+
     provisioning = service.begin_setup(args.user, account_name=args.account)
     # The URI carries the user's own parameters; reading them back from it shows exactly what
     # the app will be told, whatever the policy of the service that enrolled the user.
@@ -427,6 +428,8 @@ def _import(service: TwoFactor, args: argparse.Namespace, data: bytes) -> int:
     Lines are independent: one that fails changes nothing and the next is still tried, so a
     corrected file of only the failed lines can be run afterwards.
     """
+    import json  # loaded when used: start-up matters for every command
+
     results: list[dict[str, Any]] = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
@@ -474,6 +477,8 @@ def _import_line(service: TwoFactor, raw: bytes, *, first: bool) -> tuple[str | 
 
 def _json_object(raw: bytes, *, first: bool) -> dict[str, Any]:
     """Decode one line as a JSON object."""
+    import json  # loaded when used: start-up matters for every command
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

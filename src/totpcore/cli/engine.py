@@ -21,7 +21,6 @@ from totpcore.cli._common import (
     key_options,
     source_count,
 )
-from totpcore.migration import parse_migration_uri
 from totpcore.otp import HOTP, MAX_WINDOW
 from totpcore.secret import encode_secret, generate_secret
 from totpcore.uri import parse_uri
@@ -152,6 +151,8 @@ def _cmd_qr(args: argparse.Namespace) -> int:
     from totpcore.qr import qr_png, qr_svg, qr_terminal
 
     if args.uri.lower().startswith("otpauth-migration:"):
+        from totpcore.migration import parse_migration_uri
+
         parse_migration_uri(args.uri)
     else:
         parse_uri(args.uri)

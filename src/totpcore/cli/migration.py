@@ -10,7 +10,6 @@ import argparse
 from typing import Any
 
 from totpcore.cli._common import Parser, emit
-from totpcore.migration import build_migration_uris, parse_migration_uri
 from totpcore.secret import encode_secret
 from totpcore.uri import build_uri, parse_uri
 
@@ -39,6 +38,8 @@ def add_migration_parsers(commands: Any, output: Parser) -> None:
 
 
 def _cmd_import_migration(args: argparse.Namespace) -> int:
+    from totpcore.migration import parse_migration_uri
+
     accounts = [account for uri in args.uris for account in parse_migration_uri(uri).accounts]
     data: list[dict[str, Any]] = [
         {
@@ -62,6 +63,8 @@ def _cmd_import_migration(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_migration(args: argparse.Namespace) -> int:
+    from totpcore.migration import build_migration_uris
+
     uris = build_migration_uris([parse_uri(uri) for uri in args.uris], batch_size=args.batch_size)
     emit(args, uris, "\n".join(uris))
     return 0
