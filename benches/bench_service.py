@@ -138,13 +138,26 @@ def sqlite_group(directory: Path, rounds: int, number: int) -> dict[str, Callabl
         row[_COLUMNS.index("failure_log")] = ""
 
     def raw_login() -> Any:
+        """One login as the service issues it: one immediate transaction, one commit."""
+        step[0] += 1
+        connection.execute("BEGIN IMMEDIATE")
+        row = list(connection.execute(_SELECT, ("user",)).fetchone())
+        charge(row)
+        mark(row)
+        connection.execute(_UPDATE, (*row[1:], "user"))
+        connection.execute("COMMIT")
+        return row
+
+    def two_transactions() -> Any:
+        """One login as 0.1.0 issued it: the charge and the mark, each its own commit."""
         step[0] += 1
         transaction(charge)
         return transaction(mark)
 
     return {
-        "raw SQL of one login (charge + compare-and-set)": raw_login,
+        "raw SQL of one login, one transaction (what the service issues)": raw_login,
         "TwoFactor.verify, SQLiteStore (login, new step each call)": stepping.login,
+        "raw SQL of one login, two transactions (0.1.0's sequence)": two_transactions,
     }
 
 

@@ -33,7 +33,7 @@ from totpcore import (
     encode_secret,
 )
 from totpcore.stores import _rules
-from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
+from totpcore.stores.protocol import Attempt, Limits, MarkRequest, Status, UserRecord
 
 START = 1_700_000_010.0
 # Generous free failures: the losers of each race are charged, and these tests are about the
@@ -235,7 +235,7 @@ def test_harness_catches_racy_attempts() -> None:
 
 
 class RacySQLiteStore(SQLiteStore):
-    """A SQLiteStore whose mark_used reads, pauses, then writes outside any transaction."""
+    """A SQLiteStore whose login check reads, pauses, then writes outside any transaction."""
 
     def mark_used(
         self,
@@ -259,6 +259,31 @@ class RacySQLiteStore(SQLiteStore):
             )
         connection.close()
         return True
+
+    def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """Read, decide, pause, then write outside any transaction (broken on purpose)."""
+        charged, attempt = _rules.charge(self.get(user_id), status=status, now=now, limits=limits)
+        decision = evaluate(attempt)
+        if not attempt.allowed or not isinstance(decision, MarkRequest):
+            return decision, False
+        if charged is None or not (charged.last_step is None or charged.last_step < decision.step):
+            return decision, False
+        time.sleep(0.005)
+        with sqlite3.connect(self.path, timeout=30) as connection:
+            connection.execute(
+                "UPDATE totpcore_users SET last_step = ? WHERE user_id = ?",
+                (decision.step, user_id),
+            )
+        connection.close()
+        return decision, True
 
 
 def _process_worker(

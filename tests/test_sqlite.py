@@ -602,3 +602,40 @@ def test_path_and_repr(tmp_path: Path) -> None:
         store.insert(_record())
         assert store.path == str(path)
         assert repr(store) == f"SQLiteStore({str(path)!r})"
+
+
+# --- one durable commit per login --------------------------------------------------------
+
+
+def test_a_login_is_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login verify on SQLite is one transaction: one COMMIT, hence one fsync.
+
+    Counted with SQLite's statement trace on every connection the store opens. Before the
+    one-transaction check, a login issued two (the charge, then the compare-and-set).
+    """
+    from totpcore import TOTP, TwoFactor
+    from totpcore.testing import FakeClock
+
+    statements: list[str] = []
+    original = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = original(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    clock = FakeClock()
+    with SQLiteStore(tmp_path / "db.sqlite3") as store:
+        service = TwoFactor(store, issuer="X", clock=clock)
+        service.enable("alice")
+        phone = TOTP.from_secret(service.begin_setup("alice").secret)
+        assert service.complete_setup("alice", phone.generate(clock.now))
+        for code_of in (lambda: phone.generate(clock.now), lambda: "000000"):
+            clock.advance(30)
+            code = code_of()
+            statements.clear()
+            service.verify("alice", code)
+            commits = [s for s in statements if s.strip().upper() == "COMMIT"]
+            begins = [s for s in statements if s.strip().upper().startswith("BEGIN")]
+            assert (len(begins), len(commits)) == (1, 1), statements

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, Core
+from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, Check, Core
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
@@ -20,6 +20,7 @@ from totpcore.provisioning import Provisioning
 from totpcore.stores.protocol import (
     AsyncStore,
     AsyncUserListing,
+    OneCommitCheck,
     Status,
     UserRecord,
 )
@@ -72,6 +73,8 @@ class AsyncTwoFactor:
             )
         self._core = Core(issuer=issuer, policy=policy, clock=clock, cipher=cipher)
         self.store = store
+        # A store that can run the whole check in one transaction (one durable commit).
+        self._one_commit = isinstance(store, OneCommitCheck)
         self.issuer = issuer
         self.policy = policy
         self._ready = False
@@ -345,6 +348,8 @@ class AsyncTwoFactor:
         store = self.store
         if _monotonic() >= core.settings_due:  # the store's settings, re-read every minute
             await self._refresh()
+        if self._one_commit:
+            return await self._check_in_one(user_id, check, allow_equal)
         try:
             attempt = await store.begin_attempt(
                 user_id, status=_ACTIVE, now=check[2], limits=core.limits
@@ -370,6 +375,25 @@ class AsyncTwoFactor:
         except Exception as error:
             raise store_failure("verify", error) from error
         return core.marked(plan, won)
+
+    async def _check_in_one(self, user_id: str, check: Check, allow_equal: bool) -> Verdict:
+        """The login check on a store that runs it in one transaction (one durable commit)."""
+        core = self._core
+        try:
+            decision, won = await self.store.charge_and_mark(  # type: ignore[attr-defined]
+                user_id,
+                status=_ACTIVE,
+                now=check[2],
+                limits=core.limits,
+                evaluate=lambda attempt: core.evaluate(check, attempt, allow_equal),
+            )
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise store_failure("verify", error) from error
+        if isinstance(decision, Verdict):
+            return decision
+        return core.marked(decision, won)
 
     async def resync(self, user_id: str, code1: str, code2: str) -> Verdict:
         """Resynchronise a device whose clock is far off, from two consecutive fresh codes.

@@ -17,13 +17,20 @@ import time
 from collections.abc import Callable, Iterable
 
 from totpcore._checks import MAX_USER_ID_LENGTH
-from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, MAX_CODE_LENGTH, Core
+from totpcore._core import (
+    CIPHER_SETTING,
+    LEGACY_SETTING,
+    LOCKOUT_SETTING,
+    MAX_CODE_LENGTH,
+    Check,
+    Core,
+)
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
 from totpcore.policy import Policy
 from totpcore.provisioning import Provisioning
-from totpcore.stores.protocol import Status, Store, UserListing, UserRecord
+from totpcore.stores.protocol import OneCommitCheck, Status, Store, UserListing, UserRecord
 from totpcore.verdict import Verdict
 
 __all__ = [
@@ -76,6 +83,8 @@ class TwoFactor:
             raise TypeError("store must implement the totpcore Store protocol")
         self._core = core = Core(issuer=issuer, policy=policy, clock=clock, cipher=cipher)
         self.store = store
+        # A store that can run the whole check in one transaction (one durable commit).
+        self._one_commit = isinstance(store, OneCommitCheck)
         self.issuer = issuer
         self.policy = policy
         with store_errors("start-up"):
@@ -314,6 +323,8 @@ class TwoFactor:
         store = self.store
         if _monotonic() >= core.settings_due:  # the store's settings, re-read every minute
             self._refresh()
+        if self._one_commit:
+            return self._check_in_one(user_id, check, allow_equal)
         try:
             attempt = store.begin_attempt(user_id, status=_ACTIVE, now=check[2], limits=core.limits)
         except TotpcoreError:
@@ -337,6 +348,25 @@ class TwoFactor:
         except Exception as error:
             raise store_failure("verify", error) from error
         return core.marked(plan, won)
+
+    def _check_in_one(self, user_id: str, check: Check, allow_equal: bool) -> Verdict:
+        """The login check on a store that runs it in one transaction (one durable commit)."""
+        core = self._core
+        try:
+            decision, won = self.store.charge_and_mark(  # type: ignore[attr-defined]
+                user_id,
+                status=_ACTIVE,
+                now=check[2],
+                limits=core.limits,
+                evaluate=lambda attempt: core.evaluate(check, attempt, allow_equal),
+            )
+        except TotpcoreError:
+            raise
+        except Exception as error:
+            raise store_failure("verify", error) from error
+        if isinstance(decision, Verdict):
+            return decision
+        return core.marked(decision, won)
 
     def resync(self, user_id: str, code1: str, code2: str) -> Verdict:
         """Resynchronise a device whose clock is far off, from two consecutive fresh codes.

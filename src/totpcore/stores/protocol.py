@@ -33,6 +33,7 @@ The rules every store keeps (schema version 2):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -41,6 +42,8 @@ __all__ = [
     "AsyncUserListing",
     "Attempt",
     "Limits",
+    "MarkRequest",
+    "OneCommitCheck",
     "Status",
     "Store",
     "UserListing",
@@ -354,6 +357,45 @@ class AsyncStore(Protocol):
 
     async def set_meta(self, name: str, value: str, *, expected: str | None) -> bool:
         """As :meth:`Store.set_meta`."""
+        ...
+
+
+@runtime_checkable
+class MarkRequest(Protocol):
+    """What a decision asks :meth:`Store.mark_used` for; see :class:`OneCommitCheck`."""
+
+    generation: int
+    step: int
+    drift: int
+    allow_equal: bool
+    charged_at: float
+
+
+@runtime_checkable
+class OneCommitCheck(Protocol):
+    """An optional capability: a login check in one transaction, hence one durable commit.
+
+    A store whose atomic section can run Python (SQLite's immediate transaction) may charge
+    the attempt, hand it to ``evaluate`` (the service's pure decision: no I/O), and apply the
+    compare-and-set the decision asks for, all before one commit. Stores that cannot (a Lua
+    script, one SQL statement) keep the two operations of :class:`Store`.
+    """
+
+    def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """Charge, evaluate, mark: return what ``evaluate`` decided and whether the mark won.
+
+        ``evaluate`` receives the attempt as :meth:`Store.begin_attempt` would return it. When
+        the attempt was allowed and ``evaluate`` returned a :class:`MarkRequest`, the store
+        applies :meth:`Store.mark_used`'s rule to it; the record is written once either way.
+        """
         ...
 
 

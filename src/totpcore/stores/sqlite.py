@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 from totpcore.errors import InvalidParameterError, StoreError
 from totpcore.stores import _rules
 from totpcore.stores._adapter import AsyncAdapter
-from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
+from totpcore.stores.protocol import Attempt, Limits, MarkRequest, Status, UserRecord
 
 __all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
 
@@ -253,6 +253,39 @@ class SQLiteStore:
         return self._modify(
             user_id, lambda row: _rules.charge(row, status=status, now=now, limits=limits)
         )
+
+    def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """A whole login check in one immediate transaction: one durable commit per login.
+
+        The charge, the service's decision (pure computation, run while the write lock is
+        held) and the compare-and-set it asks for are written together, so a login costs one
+        fsync instead of two and no crash can separate the charge from its outcome.
+        """
+
+        def rule(row: UserRecord | None) -> tuple[UserRecord | None, tuple[object, bool]]:
+            charged, attempt = _rules.charge(row, status=status, now=now, limits=limits)
+            decision = evaluate(attempt)
+            if not attempt.allowed or not isinstance(decision, MarkRequest):
+                return charged, (decision, False)
+            marked = _rules.mark_used(
+                charged,
+                generation=decision.generation,
+                step=decision.step,
+                drift=decision.drift,
+                allow_equal=decision.allow_equal,
+                charged_at=decision.charged_at,
+            )
+            return (charged, (decision, False)) if marked is None else (marked, (decision, True))
+
+        return self._modify(user_id, rule)
 
     def mark_used(
         self,
@@ -667,6 +700,25 @@ class AsyncSQLiteStore(AsyncAdapter):
     def close(self) -> None:
         """Close the underlying store's connections."""
         self._sync.close()
+
+    async def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """As :meth:`SQLiteStore.charge_and_mark`, in a worker thread (one durable commit)."""
+        return await self._call(
+            self._sync.charge_and_mark,
+            user_id,
+            status=status,
+            now=now,
+            limits=limits,
+            evaluate=evaluate,
+        )
 
     async def __aenter__(self) -> AsyncSQLiteStore:
         return self
