@@ -553,7 +553,7 @@ def test_connection_settings(
     original = sqlite3.connect
 
     def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = original(*args, **kwargs)
+        connection: sqlite3.Connection = original(*args, **kwargs)
         opened.append(connection)
         return connection
 
@@ -620,7 +620,7 @@ def test_a_login_is_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     original = sqlite3.connect
 
     def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = original(*args, **kwargs)
+        connection: sqlite3.Connection = original(*args, **kwargs)
         connection.set_trace_callback(statements.append)
         return connection
 
@@ -631,9 +631,9 @@ def test_a_login_is_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         service.enable("alice")
         phone = TOTP.from_secret(service.begin_setup("alice").secret)
         assert service.complete_setup("alice", phone.generate(clock.now))
-        for code_of in (lambda: phone.generate(clock.now), lambda: "000000"):
+        for right in (True, False):
             clock.advance(30)
-            code = code_of()
+            code = phone.generate(clock.now) if right else "000000"
             statements.clear()
             service.verify("alice", code)
             commits = [s for s in statements if s.strip().upper() == "COMMIT"]
