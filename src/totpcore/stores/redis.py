@@ -34,7 +34,14 @@ which are exact only up to 2**53.
 
 **Round trips.** ``get`` is one ``HMGET``; each scripted operation is one ``EVALSHA``. A
 login check (``begin_attempt`` then ``mark_used``) therefore costs two round trips, and so
-does an API-header repeat. ``insert`` adds one ``ZADD`` and ``delete`` is ``DEL`` then ``ZREM``.
+does an API-header repeat; the first use of each script on a server (or after a restart)
+adds one ``EVAL``. ``insert`` adds one ``ZADD`` and ``delete`` is ``DEL`` then ``ZREM``. No
+command is issued per call beyond these (no ``SCRIPT EXISTS``, no index update on a login).
+
+**Optional capabilities.** :class:`~totpcore.UserListing` is offered. ``charge_and_mark``
+(one commit per login) is not: it runs the service's Python decision inside the atomic
+section, which a Lua script cannot. Neither is ``insert_many``: records of many users lie in
+many cluster slots, so no single script could insert them all or none.
 
 **Cluster.** Each script touches one key, the user's hash (or the metadata hash), so the
 stores work with Redis Cluster clients. The listing index lives in another slot and is
@@ -59,7 +66,9 @@ connection (``WAIT`` covers only the writes of its own connection, and cannot ru
 script). It adds no round trip, but each reply waits until ``N`` replicas have the write, up to
 ``wait_timeout``; an operation that wrote but reached fewer replicas raises
 :class:`~totpcore.StoreError` (the write stays on the primary: a login is refused, never
-accepted, on an unconfirmed write). Not available with cluster clients.
+accepted, on an unconfirmed write). While a replica is missing, even a call that wrote
+nothing may wait the full ``wait_timeout`` (``WAIT`` also covers the connection's earlier
+writes). Not available with cluster clients.
 
 **Errors.** Every backend failure (connection refused or lost, timeout, a script error, a
 malformed record) raises :class:`~totpcore.StoreError` naming the operation and the exception's
@@ -245,7 +254,9 @@ if record == nil then return 0 end
 local step, since = ARGV[2], record.last_success_at
 if record.last_step == '' or compare(record.last_step, step) < 0 then
   since = later(since, ARGV[5])
-elseif not (ARGV[4] == '1' and record.last_step == step) then
+elseif not (ARGV[4] == '1' and record.last_step == step and since ~= '') then
+  -- A repeat must be of a step accepted here: an imported record's mark, with no fresh
+  -- success since, allows none.
   return 0
 end
 -- A repeat (API-header mode) takes back its own charge and leaves last_success_at alone.
@@ -742,7 +753,7 @@ class RedisStore(_Keys):
             ids = self._client.zrangebylex(self._index, low, b"+", 0, count)
         except Exception as error:
             _failure("user_ids", error)
-        return [entry.decode() for entry in ids]
+        return _user_ids(ids)
 
     def insert(self, record: UserRecord) -> bool:
         """Store ``record`` if the user has none yet.
@@ -919,6 +930,14 @@ class RedisStore(_Keys):
         return self._wait_outcome(script.name, reply, acknowledged)
 
 
+def _user_ids(entries: list[Any]) -> list[str]:
+    """Index entries (UTF-8 bytes) as user ids."""
+    try:
+        return [entry.decode() for entry in entries]
+    except (UnicodeDecodeError, AttributeError):
+        raise StoreError("the listing index holds an entry that is not a user id") from None
+
+
 def _meta_value(value: bytes | None, version: bytes | None) -> str | None:
     """A setting read with the schema version beside it."""
     if version is not None and version != SCHEMA_VERSION.encode():
@@ -1038,7 +1057,7 @@ class AsyncRedisStore(_Keys):
             ids = await self._client.zrangebylex(self._index, low, b"+", 0, count)
         except Exception as error:
             _failure("user_ids", error)
-        return [entry.decode() for entry in ids]
+        return _user_ids(ids)
 
     async def insert(self, record: UserRecord) -> bool:
         """As :meth:`RedisStore.insert`."""
