@@ -3,34 +3,39 @@
 Needs the ``postgres`` extra (psycopg 3 and psycopg-pool): ``pip install 'totpcore[postgres]'``.
 psycopg is imported when a store is created, never by ``import totpcore``.
 
-**One statement per operation.** Every operation is a single SQL statement, and PostgreSQL
-runs a single statement atomically: it commits whole or not at all, so nothing is ever half
-written. No operation reads in one statement and writes in another, and none opens an explicit
-transaction around a read. Each conditional operation is an ``UPDATE ... WHERE <condition>``
-(or ``INSERT ... ON CONFLICT DO NOTHING``) whose condition and new values are expressions over
-the row itself, and whose row count tells whether it won. Under PostgreSQL's default READ
-COMMITTED isolation an ``UPDATE`` that finds its row changed by a concurrent transaction waits
-for it, then evaluates its ``WHERE`` and its ``SET`` again on the newest version of the row
-(never on the snapshot it started from); this is what makes N concurrent operations behave as N
-sequential ones. For that reason the whole decision lives inside the ``UPDATE``: a decision
-computed in a separate ``SELECT`` (or in a CTE that reads the table) would be made on a stale
-row. Run the store's connections at READ COMMITTED (the default): under REPEATABLE READ or
-SERIALIZABLE, concurrent attempts on one user fail with a serialisation error, which this
-store raises as :class:`~totpcore.StoreError` (safe, but legitimate users see errors).
+**One statement per operation.** Every operation writes with a single SQL statement, and
+PostgreSQL runs a single statement atomically: it commits whole or not at all, so nothing is
+ever half written. No operation reads in one statement and writes in another, and none opens an
+explicit transaction around a read (a refused ``begin_attempt`` reads once more, *after*
+deciding, without writing; see below). Each conditional operation is an ``UPDATE ... WHERE
+<condition>`` (or ``INSERT ... ON CONFLICT DO NOTHING``) whose condition and new values are
+expressions over the row itself, and whose row count tells whether it won. Under PostgreSQL's
+default READ COMMITTED isolation an ``UPDATE`` that finds its row changed by a concurrent
+transaction waits for it, then evaluates its ``WHERE`` and its ``SET`` again on the newest
+version of the row (never on the snapshot it started from); this is what makes N concurrent
+operations behave as N sequential ones. For that reason the whole decision lives inside the
+``UPDATE``: a decision computed in a separate ``SELECT`` (or in a CTE that reads the table)
+would be made on a stale row. Run the store's connections at READ COMMITTED (the default):
+under REPEATABLE READ or SERIALIZABLE, concurrent attempts on one user fail with a
+serialisation error, which this store raises as :class:`~totpcore.StoreError` (safe, but
+legitimate users see errors).
 
 The operations implement the rules of :mod:`totpcore.stores._rules` in SQL:
 
-- ``begin_attempt`` is one statement: a CTE holding the ``UPDATE`` that charges or locks,
-  followed by a ``SELECT`` of the current row only when the ``UPDATE`` wrote nothing (a refusal
-  without a write). The ``UPDATE`` prunes ``failure_log`` (``unnest`` / ``array_agg`` of the
-  stamps newer than 24 hours or after ``last_success_at``), counts the run and the 24-hour
-  budget, and then either locks (``locked_at = now``, refused) or charges (a stamp strictly
-  above ``last_failure_at``, nudged by :data:`~totpcore.stores._rules.STAMP_NUDGE`) when the
-  delay of :func:`~totpcore.policy.delay_after` has passed. ``RETURNING`` gives the record and
-  whether it was charged (``locked_at IS NULL``) or locked; no row from the ``UPDATE`` means
-  refused. The refusal's record comes from the statement's snapshot, so under a concurrent
-  write it may be a moment older than the row the refusal was decided on; it only explains the
-  refusal (the wait, the lock), it never allows anything.
+- ``begin_attempt`` is one ``UPDATE ... RETURNING`` when it writes. It prunes
+  ``failure_log`` (``unnest`` / ``array_agg`` of the stamps newer than 24 hours or after
+  ``last_success_at``), counts the run and the 24-hour budget, and then either locks
+  (``locked_at = now``, refused) or charges (a stamp strictly above ``last_failure_at``,
+  nudged by :data:`~totpcore.stores._rules.STAMP_NUDGE`) when the delay of
+  :func:`~totpcore.policy.delay_after` has passed. ``RETURNING`` gives the new record and
+  whether it was charged (still unlocked) or locked. When the ``UPDATE`` changes nothing (no
+  record, another status, already locked, or the delay has not passed) the attempt is refused
+  without a write, and a second statement, a ``SELECT``, fetches the record that explains the
+  refusal. That second statement exists on this path only: it reads a fresh snapshot, so it
+  sees the very row version (a concurrent lock, say) the refusal was decided on, which a
+  fallback inside the first statement would not (its snapshot predates the wait). The
+  ``SELECT`` decides nothing; a write between the two statements can only make the
+  explanation newer.
 - ``mark_used``, ``activate``, ``resync`` and ``consume_recovery_hash`` take back the
   attempt's charge with ``array_remove(failure_log, charged_at)``. ``array_remove`` removes
   *every* element equal to the stamp, where the rules remove one; stamps are strictly rising
@@ -42,8 +47,9 @@ The operations implement the rules of :mod:`totpcore.stores._rules` in SQL:
   charge.
 
 A login verification therefore costs two statements when the code is right
-(``begin_attempt``, ``mark_used``) and one when it is wrong or refused; an API-header repeat
-costs the same two.
+(``begin_attempt``, ``mark_used``; a replayed code too) and one when it is wrong; an API-header
+repeat costs the same two, and a refused attempt (throttled, locked) two statements that
+write nothing.
 
 **Schema.** Two tables in the chosen schema (``public`` by default): ``<table>`` (default
 ``totpcore_users``), one row per user with a column per :class:`~totpcore.UserRecord` field
@@ -64,9 +70,10 @@ the exception's type. The original exception is deliberately not chained: Postgr
 details can quote a row, which holds the secret. A failed operation either did not happen or,
 when the connection broke after the server committed, happened without its answer; either way
 the service refuses the code, which is the safe direction (a used step stays used, a charge
-stays charged). After a server restart, each pooled connection that was open fails once and is
-replaced; pass your own pool with ``check=ConnectionPool.check_connection`` to trade one extra
-round trip per operation for not seeing those failures.
+stays charged). After a server restart every idle connection of the pool is dead; the first
+operation that fails on one makes the store test the pool's idle connections in the background
+(at most once a second), so a restart costs about one failed operation rather than one per
+pooled connection.
 
 **Durability and failover.** A statement that returned is committed on the server you are
 connected to. With an *asynchronous* standby, a failover can lose the transactions committed
@@ -82,15 +89,17 @@ a read-only replica: every verification writes.
 **Pools and sizing.** Give the store a :class:`psycopg_pool.ConnectionPool` (or
 :class:`psycopg_pool.AsyncConnectionPool` for :class:`AsyncPostgresStore`) that you own, or a
 conninfo string, in which case the store creates its own pool (``autocommit`` connections,
-which save a ``BEGIN``/``COMMIT`` round trip per operation) and closes it in :meth:`close`.
-A pool of your own should be autocommit too for the same reason; the store works either way.
-A connection is held for one statement (well under a millisecond on a local network) and never
-while a code is computed, so a pool much smaller than the number of request threads serves
-them: start near twice the database server's CPU cores per app process and stay, summed over
-every process, below the server's ``max_connections``. Many processes call for PgBouncer in
-transaction mode (with psycopg older than 3.2 or PgBouncer older than 1.21, disable prepared
-statements: ``prepare_threshold=None`` in the pool's ``kwargs``). The pool's ``timeout``
-bounds how long an operation waits for a connection before it fails with StoreError.
+which save a ``BEGIN``/``COMMIT`` round trip per operation) and closes it in :meth:`close`. A
+pool of your own should be autocommit too for the same reason; the store works either way. A
+verification holds a connection for one statement at a time (well under a millisecond on a
+local network) and never while a code is computed, so a pool far smaller than the number of
+request threads serves them: what bounds throughput is the database server's cores, so keep the
+sum of ``max_size`` over every app process near a few times those cores (say 2 to 10 per
+process for a handful of processes) and well below the server's ``max_connections``. Many
+processes call for PgBouncer in transaction mode (with psycopg older than 3.2 or PgBouncer
+older than 1.21, disable prepared statements: ``prepare_threshold=None`` in the pool's
+``kwargs``). The pool's ``timeout`` bounds how long an operation waits for a connection; past
+it the operation fails with StoreError, never with an acceptance.
 
 **Processes.** A connection must not be used on both sides of ``os.fork()``: create the store
 after forking, in each worker process.
@@ -99,8 +108,10 @@ after forking, in each worker process.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -203,26 +214,22 @@ _DECISION = """
     ) AS w
 """
 
+# Charges or locks, and says which: RETURNING gives the new row and whether it is still
+# unlocked (charged) or now locked (refused). No row means refused without a write.
 _BEGIN_ATTEMPT = """
-    WITH charged AS (
-        UPDATE {users} AS u
-        SET (locked_at, last_failure_at, failure_log) = (
-            SELECT
-                CASE WHEN d.lock THEN %(now)s::float8 END,
-                CASE WHEN d.lock THEN u.last_failure_at ELSE d.stamp END,
-                CASE WHEN d.lock THEN d.kept ELSE d.kept || d.stamp END
-            FROM ({decision}) AS d
-        )
-        WHERE u.user_id = %(user_id)s::text
-            AND u.status = %(status)s::text
-            AND u.locked_at IS NULL
-            AND (SELECT d.lock OR NOT d.wait FROM ({decision}) AS d)
-        RETURNING {u_columns}, u.locked_at IS NULL AS allowed
+    UPDATE {users} AS u
+    SET (locked_at, last_failure_at, failure_log) = (
+        SELECT
+            CASE WHEN d.lock THEN %(now)s::float8 END,
+            CASE WHEN d.lock THEN u.last_failure_at ELSE d.stamp END,
+            CASE WHEN d.lock THEN d.kept ELSE d.kept || d.stamp END
+        FROM ({decision}) AS d
     )
-    SELECT * FROM charged
-    UNION ALL
-    SELECT {columns}, false FROM {users}
-    WHERE user_id = %(user_id)s::text AND NOT EXISTS (SELECT FROM charged)
+    WHERE u.user_id = %(user_id)s::text
+        AND u.status = %(status)s::text
+        AND u.locked_at IS NULL
+        AND (SELECT d.lock OR NOT d.wait FROM ({decision}) AS d)
+    RETURNING {u_columns}, u.locked_at IS NULL AS allowed
 """
 
 _RECORD_VALUES = """
@@ -232,8 +239,9 @@ _RECORD_VALUES = """
     %(locked_at)s::float8, %(failure_log)s::float8[], %(recovery_hashes)s::text[]
 """
 
-# The replay mark's compare-and-set; a new step also moves last_success_at (a repeat of the
-# same step, allowed in API-header mode, only takes back its own charge).
+# The replay mark's compare-and-set; a new step also moves last_success_at. A repeat of the
+# same step (API-header mode) only takes back its own charge, and only of a step accepted
+# here: an imported record's mark, with no fresh success since, allows none.
 _MARK_USED = """
     UPDATE {users} SET
         last_step = %(step)s::bigint,
@@ -248,7 +256,9 @@ _MARK_USED = """
         AND status = 'active'
         AND (last_step IS NULL
             OR last_step < %(step)s::bigint
-            OR (%(allow_equal)s::boolean AND last_step = %(step)s::bigint))
+            OR (%(allow_equal)s::boolean
+                AND last_step = %(step)s::bigint
+                AND last_success_at IS NOT NULL))
 """
 
 _ACTIVATE = """
@@ -493,12 +503,14 @@ def _record(row: tuple[Any, ...]) -> UserRecord:
     return _new_record(values)
 
 
-def _attempt(rows: _Rows) -> Attempt:
-    """begin_attempt's answer from its rows: none, or the record and whether it was charged."""
-    if not rows:
-        return Attempt(None, False)
-    row = rows[0]
+def _charged(row: tuple[Any, ...]) -> Attempt:
+    """begin_attempt's answer when its UPDATE wrote: charged, or refused and locked."""
     return Attempt(_record(row), row[14] is True)
+
+
+def _refused(rows: _Rows) -> Attempt:
+    """begin_attempt's answer when its UPDATE wrote nothing: refused, with the record if any."""
+    return Attempt(_record(rows[0]) if rows else None, False)
 
 
 def _attempt_params(user_id: str, status: Status, now: float, limits: Limits) -> dict[str, Any]:
@@ -542,6 +554,11 @@ class _Base:
 
     def __init__(self, schema: str, table: str) -> None:
         self._psycopg = _load()
+        import psycopg_pool
+
+        # Failures to get a connection, not failures of one: nothing to test in the pool.
+        self._pool_errors = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
+        self._next_check = 0.0
         self._schema = _check_name(schema, "schema", _MAX_IDENTIFIER)
         self._table = _check_name(table, "table", _MAX_IDENTIFIER - len(_META_SUFFIX))
 
@@ -577,9 +594,30 @@ class _Base:
         try:
             yield
         except self._psycopg.Error as error:
+            if isinstance(error, self._psycopg.OperationalError) and not isinstance(
+                error, self._pool_errors
+            ):
+                self._connection_lost()
             raise StoreError(f"PostgreSQL failed ({type(error).__name__})") from None
         except (UnicodeError, OverflowError) as error:
             raise StoreError(f"a value cannot be stored ({type(error).__name__})") from None
+
+    def _connection_lost(self) -> None:
+        """A connection failed: have the pool test its idle ones (the stores override this)."""
+
+    def _check_due(self) -> bool:
+        """Whether to test the idle connections now: at most once a second.
+
+        A restarted server leaves every idle connection of the pool dead, and each would fail
+        one operation; testing them all at the first failure costs one failed operation
+        instead of one per connection. The rate limit keeps an outage from starting a test
+        per failed operation. (A data race on the time stamp only means one test more.)
+        """
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + 1.0
+        return True
 
 
 class PostgresStore(_Base):
@@ -652,6 +690,20 @@ class PostgresStore(_Base):
                 _drive(_migration(self._schema, self._table), statements, connection)
         self._statements = statements
 
+    def _connection_lost(self) -> None:
+        """Test the pool's idle connections in a background thread, dropping dead ones."""
+        if self._check_due():
+            threading.Thread(
+                target=self._check_idle, name="totpcore-pool-check", daemon=True
+            ).start()
+
+    def _check_idle(self) -> None:
+        """Test every idle connection; the pool replaces those that fail."""
+        # Best effort: the pool may be closed or the server down again; operations report
+        # their own failures.
+        with suppress(Exception):
+            self._pool.check()
+
     def __enter__(self) -> PostgresStore:
         return self
 
@@ -714,8 +766,19 @@ class PostgresStore(_Base):
         return self._won("delete", {"user_id": user_id})
 
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
-        """Charge one attempt if the user may make one now (one statement; see the module)."""
-        return _attempt(self._rows("begin_attempt", _attempt_params(user_id, status, now, limits)))
+        """Charge one attempt if the user may make one now (see the module).
+
+        One ``UPDATE`` when it charges or locks; a refusal without a write adds one ``SELECT``
+        of the record that explains it, on the same connection.
+        """
+        params = _attempt_params(user_id, status, now, limits)
+        sql = self._sql
+        with self._errors(), self._pool.connection() as connection:
+            rows: _Rows = connection.execute(sql["begin_attempt"], params).fetchall()
+            if not rows:
+                rows = connection.execute(sql["get"], {"user_id": user_id}).fetchall()
+                return _refused(rows)
+        return _charged(rows[0])
 
     def mark_used(
         self,
@@ -856,6 +919,7 @@ class AsyncPostgresStore(_Base):
 
         self._opening = asyncio.Lock()
         self._closed = False
+        self._checks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         """Open the store's own pool and create or migrate the tables; idempotent.
@@ -886,6 +950,21 @@ class AsyncPostgresStore(_Base):
         if self._owned:
             with self._errors():
                 await self._pool.close()
+
+    def _connection_lost(self) -> None:
+        """Test the pool's idle connections in a background task, dropping dead ones."""
+        if self._check_due():
+            import asyncio
+
+            # Kept referenced until done: the event loop holds only weak references to tasks.
+            task = asyncio.get_running_loop().create_task(self._check_idle())
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+
+    async def _check_idle(self) -> None:
+        """Test every idle connection; the pool replaces those that fail."""
+        with suppress(Exception):  # best effort, as in PostgresStore._check_idle
+            await self._pool.check()
 
     async def __aenter__(self) -> AsyncPostgresStore:
         await self.open()
@@ -949,7 +1028,17 @@ class AsyncPostgresStore(_Base):
     ) -> Attempt:
         """As :meth:`PostgresStore.begin_attempt`."""
         params = _attempt_params(user_id, status, now, limits)
-        return _attempt(await self._rows("begin_attempt", params))
+        if self._statements is None:
+            await self.open()
+        sql = self._sql
+        with self._errors():
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(sql["begin_attempt"], params)
+                rows: _Rows = await cursor.fetchall()
+                if not rows:
+                    cursor = await connection.execute(sql["get"], {"user_id": user_id})
+                    return _refused(await cursor.fetchall())
+        return _charged(rows[0])
 
     async def mark_used(
         self,
