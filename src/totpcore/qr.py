@@ -1,23 +1,37 @@
 """QR codes for setup screens, through the optional ``segno`` package (``totpcore[qr]``).
 
 Images keep a quiet zone of 4 modules (what the QR standard asks for) and PNGs use at least 4
-pixels per module, so a phone camera reads them from a screen or paper.
+pixels per module, so a phone camera reads them from a screen or paper. Web pages get a
+responsive SVG (a ``viewBox`` and no fixed size, so CSS decides how large it is) or the PNG as
+bytes, to serve from a view without a temporary file.
 """
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any
+from typing import Any, Protocol, overload
 
 from totpcore.errors import InvalidParameterError, MissingDependencyError
 
-__all__ = ["QUIET_ZONE", "qr_matrix", "qr_png", "qr_svg", "qr_terminal"]
+__all__ = ["QUIET_ZONE", "BinaryWriter", "qr_matrix", "qr_png", "qr_svg", "qr_terminal"]
 
 #: Modules of light border around the code.
 QUIET_ZONE = 4
 _MIN_SCALE = 4
 # Black on white whatever the terminal's colours: readers need dark modules on a light ground.
 _INK, _RESET = "\x1b[30;47m", "\x1b[0m"
+# A responsive SVG's light modules are painted white: an inline image is otherwise transparent,
+# and a dark page behind it would turn the code light-on-dark, which many readers reject.
+_LIGHT = "#fff"
+
+
+class BinaryWriter(Protocol):
+    """A binary file object :func:`qr_png` can write to (an open file, ``io.BytesIO``, ...)."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write ``data``; the return value is ignored."""
+        ...
 
 
 def _make(data: str) -> Any:
@@ -46,25 +60,73 @@ def qr_matrix(data: str) -> list[list[bool]]:
     return [[bool(module) for module in row] for row in code.matrix_iter(border=QUIET_ZONE)]
 
 
-def qr_svg(data: str, *, scale: int = 8) -> str:
-    """Return the QR code for ``data`` as an SVG document."""
-    import io
+def qr_svg(
+    data: str, *, scale: int = 8, responsive: bool = False, css_class: str | None = None
+) -> str:
+    """Return the QR code for ``data`` as an SVG document.
 
+    Args:
+        data: The text to encode, usually an ``otpauth://`` URI.
+        scale: Pixels per module of the fixed-size image; with ``responsive``, only the unit
+            of the ``viewBox`` (the drawing is the same at any scale).
+        responsive: Leave out ``width`` and ``height`` and keep a ``viewBox``, so the image
+            scales with the CSS of the page it is inlined in; its background is painted white.
+        css_class: The ``class`` of the ``<svg>`` element (default: ``segno``).
+
+    Raises:
+        InvalidParameterError: ``data`` is too long for a QR code, or ``scale`` is out of range.
+    """
     _check_scale(scale)
+    options: dict[str, Any] = {"scale": scale, "border": QUIET_ZONE, "xmldecl": False}
+    if responsive:
+        options.update(omitsize=True, light=_LIGHT)
+    if css_class is not None:
+        options["svgclass"] = css_class
     out = io.BytesIO()
-    _make(data).save(out, kind="svg", scale=scale, border=QUIET_ZONE, xmldecl=False)
+    _make(data).save(out, kind="svg", **options)
     return out.getvalue().decode("utf-8")
 
 
-def qr_png(data: str, path: str | os.PathLike[str], *, scale: int = 8) -> None:
-    """Write the QR code for ``data`` to ``path`` as a PNG, ``scale`` pixels per module.
+@overload
+def qr_png(data: str, target: None = None, *, scale: int = 8) -> bytes: ...
+
+
+@overload
+def qr_png(data: str, target: str | os.PathLike[str] | BinaryWriter, *, scale: int = 8) -> None: ...
+
+
+def qr_png(
+    data: str, target: str | os.PathLike[str] | BinaryWriter | None = None, *, scale: int = 8
+) -> bytes | None:
+    """Draw the QR code for ``data`` as a PNG, ``scale`` pixels per module.
+
+    Args:
+        data: The text to encode, usually an ``otpauth://`` URI.
+        target: ``None`` to get the PNG as bytes (to serve from a web view), a path to write
+            it to, or a binary file object to write it into.
+        scale: Pixels per module, 4 to 100.
+
+    Returns:
+        The PNG bytes when ``target`` is ``None``; otherwise ``None``.
 
     Raises:
         InvalidParameterError: ``data`` is too long for a QR code, or ``scale`` is below 4.
-        OSError: ``path`` cannot be written (as with :func:`open`).
+        TypeError: ``target`` is neither a path nor a writable binary file object.
+        OSError: ``target`` cannot be written (as with :func:`open`).
     """
     _check_scale(scale)
-    _make(data).save(os.fspath(path), kind="png", scale=scale, border=QUIET_ZONE)
+    code = _make(data)
+    if target is None:
+        out = io.BytesIO()
+        code.save(out, kind="png", scale=scale, border=QUIET_ZONE)
+        return out.getvalue()
+    if isinstance(target, (str, os.PathLike)):
+        code.save(os.fspath(target), kind="png", scale=scale, border=QUIET_ZONE)
+    elif callable(getattr(target, "write", None)):
+        code.save(target, kind="png", scale=scale, border=QUIET_ZONE)
+    else:
+        raise TypeError("target must be None, a path or a binary file object")
+    return None
 
 
 def qr_terminal(data: str) -> str:
