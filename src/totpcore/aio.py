@@ -15,9 +15,10 @@ from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, Chec
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
-from totpcore.policy import Policy
+from totpcore.policy import MAX_LOCKOUT_FAILURES, Policy
 from totpcore.provisioning import Provisioning
 from totpcore.stores.protocol import (
+    AsyncBulkInsert,
     AsyncStore,
     AsyncUserListing,
     OneCommitCheck,
@@ -29,6 +30,8 @@ from totpcore.verdict import Verdict
 __all__ = ["AsyncTwoFactor"]
 
 _ACTIVE = Status.ACTIVE
+# Users enabled per transaction by enable_many.
+_BATCH = 1000
 _monotonic = time.monotonic
 _LIST_PAGE = 1000
 
@@ -97,20 +100,9 @@ class AsyncTwoFactor:
             known = await store.get_meta(CIPHER_SETTING)
             if known is None and not await store.set_meta(CIPHER_SETTING, wanted, expected=None):
                 known = await store.get_meta(CIPHER_SETTING)  # another server recorded it first
-            lockout = await store.get_meta(LOCKOUT_SETTING)
-            # Record this policy's lockout if it is the strictest; retry if another server
-            # wrote first, until the store holds one at least as strict.
-            for _ in range(3):
-                proposal = core.lockout_proposal(lockout)
-                if proposal is None or await store.set_meta(
-                    LOCKOUT_SETTING, proposal, expected=lockout
-                ):
-                    lockout = proposal or lockout
-                    break
-                lockout = await store.get_meta(LOCKOUT_SETTING)
             legacy = await store.get_meta(LEGACY_SETTING)
         core.keys.accept_setting(wanted if known is None else known, legacy)
-        core.adopt_settings(lockout=lockout, legacy=legacy, fresh=False)
+        await self._refresh(fresh=False)
         self._ready = True
 
     # --- admin ---------------------------------------------------------------------------
@@ -135,13 +127,30 @@ class AsyncTwoFactor:
         """Enable several users; returns each one's resulting status.
 
         Every id is checked before any user is enabled, so a bad id changes nothing. Users are
-        then enabled one at a time: if the store fails midway, those before the failure stay
-        enabled (enabling again is harmless).
+        then enabled in batches of 1,000: on a store that offers bulk inserts
+        (:class:`~totpcore.BulkInsert`) each batch is one transaction. If the store fails
+        midway, the batches before the failure stay enabled and the failing one is not;
+        enabling again is harmless (users already enabled are left as they are).
         """
-        ids = list(user_ids)
+        core = self._core
+        ids = list(dict.fromkeys(user_ids))  # each user once, in the order given
         for user_id in ids:
-            self._core.check_user_id(user_id)
-        return {user_id: await self.enable(user_id) for user_id in ids}
+            core.check_user_id(user_id)
+        statuses: dict[str, Status] = {}
+        for start in range(0, len(ids), _BATCH):
+            batch = ids[start : start + _BATCH]
+            records = [core.new_record(user_id) for user_id in batch]
+            with store_errors("enable_many"):
+                if isinstance(self.store, AsyncBulkInsert):
+                    inserted = await self.store.insert_many(records)
+                else:
+                    inserted = [await self.store.insert(record) for record in records]
+                for user_id, fresh in zip(batch, inserted, strict=True):
+                    if fresh:
+                        statuses[user_id] = Status.SETUP_PENDING
+                    else:
+                        statuses[user_id] = core.status_of(await self.store.get(user_id))
+        return statuses
 
     async def import_secret(
         self,
@@ -281,6 +290,8 @@ class AsyncTwoFactor:
         on several phones. ``account_name`` (default: the user id) is what the app displays.
         """
         core = self._core
+        if _monotonic() >= core.settings_due:  # e.g. a key rotation by another process
+            await self._refresh()
         record = core.require(
             await self._get(user_id, "begin_setup"), Status.SETUP_PENDING, "begin_setup"
         )
@@ -475,13 +486,26 @@ class AsyncTwoFactor:
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _refresh(self) -> None:
-        """Re-read the store-wide settings (strictest lockout, legacy flag) every minute."""
-        store = self.store
+    async def _refresh(self, *, fresh: bool = True) -> None:
+        """Read the store-wide settings (strictest lockout, legacy flag); every minute or so.
+
+        This policy's lockout is recorded when it is stricter than the store's, retried until
+        the store holds one at least as strict: each lost write means another server recorded
+        a stricter one, so the loop ends.
+        """
+        core, store = self._core, self.store
         with store_errors("settings"):
             lockout = await store.get_meta(LOCKOUT_SETTING)
+            for _ in range(MAX_LOCKOUT_FAILURES):
+                proposal = core.lockout_proposal(lockout)
+                if proposal is None:
+                    break
+                if await store.set_meta(LOCKOUT_SETTING, proposal, expected=lockout):
+                    lockout = proposal
+                    break
+                lockout = await store.get_meta(LOCKOUT_SETTING)
             legacy = await store.get_meta(LEGACY_SETTING)
-        self._core.adopt_settings(lockout=lockout, legacy=legacy, fresh=True)
+        core.adopt_settings(lockout=lockout, legacy=legacy, fresh=fresh)
 
     async def _get(self, user_id: str, action: str) -> UserRecord | None:
         """The user's record (any kind of store failure becomes StoreError)."""

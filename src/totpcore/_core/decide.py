@@ -281,7 +281,8 @@ class Core:
             digits=otp.digits,
             period=otp.period,
             # The old system may have accepted any code up to now: none of them, nor a pair of
-            # them through resync, may work here. The first code must come from a later step.
+            # them through resync, may work here. The first code must come from a later step,
+            # and no API-header repeat applies until a code is accepted here.
             last_step=int(self.now()) // otp.period,
         )
 
@@ -347,7 +348,7 @@ class Core:
         if type(attempt) is not Attempt:
             raise _bad_answer(attempt)
         record = attempt.record
-        if not attempt.allowed or record is None:
+        if attempt.allowed is not True or record is None:  # a truthy non-bool fails closed
             return verdicts.refusal(record, check.now, Status.ACTIVE, self.limits)
         if check.digits != record.digits:
             return verdicts.INVALID  # well formed, but not this user's length: a wrong code
@@ -397,7 +398,7 @@ class Core:
         if type(attempt) is not Attempt:
             raise _bad_answer(attempt)
         record = attempt.record
-        if not attempt.allowed or record is None:
+        if attempt.allowed is not True or record is None:  # a truthy non-bool fails closed
             return verdicts.refusal(record, check.now, Status.SETUP_PENDING, self.limits)
         if check.digits != record.digits:
             return verdicts.INVALID
@@ -433,7 +434,7 @@ class Core:
         if type(attempt) is not Attempt:
             raise _bad_answer(attempt)
         record = attempt.record
-        if not attempt.allowed or record is None:
+        if attempt.allowed is not True or record is None:  # a truthy non-bool fails closed
             return verdicts.refusal(record, first.now, Status.ACTIVE, self.limits)
         if first.digits != record.digits or second.digits != record.digits:
             return verdicts.NO_PAIR
@@ -477,7 +478,7 @@ class Core:
         if type(attempt) is not Attempt:
             raise _bad_answer(attempt)
         record = attempt.record
-        if not attempt.allowed or record is None:
+        if attempt.allowed is not True or record is None:  # a truthy non-bool fails closed
             return verdicts.refusal(record, now, Status.ACTIVE, self.limits)
         matched = find_recovery_hash(code, record.recovery_hashes)
         if matched is None:

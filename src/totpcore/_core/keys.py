@@ -73,8 +73,14 @@ class Keys:
         self.legacy = legacy == _LEGACY_POSSIBLE
 
     def refresh_legacy(self, legacy: str | None) -> None:
-        """Follow the store's legacy flag: once another process rotated, stop at once."""
-        self.legacy = self.legacy and legacy == _LEGACY_POSSIBLE
+        """Follow the store's legacy flag: once another process rotated, stop at once.
+
+        The key cache is emptied too: a key opened from a 0.1.0 ciphertext must not outlive
+        the flag that allowed it.
+        """
+        if self.legacy and legacy != _LEGACY_POSSIBLE:
+            self.legacy = False
+            self.keyed.cache_clear()  # type: ignore[attr-defined]
 
     def require_cipher(self) -> None:
         """Refuse key rotation without a cipher."""

@@ -134,7 +134,9 @@ def mark_used(
         return None
     if last_step is None or last_step < step:
         since = _later(since, charged_at)
-    elif not (allow_equal and last_step == step):
+    elif not (allow_equal and last_step == step and since is not None):
+        # A repeat is of a step this store accepted: an imported record's mark (never accepted
+        # here, and no fresh success since) allows none.
         return None
     # A repeat (API-header mode) takes back its own charge and nothing more: it must not end
     # an attacker's run of failures, or one sniffed header would reset the throttle.

@@ -389,6 +389,19 @@ class StoreContract:
         assert len(stored.failure_log) == 1
         assert stored.failure_log[0] > stamp
 
+    def test_no_repeat_of_a_mark_never_accepted_here(self, store: Store) -> None:
+        """An imported record's mark allows no API-header repeat until a fresh success."""
+        store.insert(_record(last_step=50))
+        assert not store.mark_used(
+            "alice", generation=7, step=50, drift=0, allow_equal=True, charged_at=NOW
+        )
+        assert store.mark_used(
+            "alice", generation=7, step=51, drift=0, allow_equal=True, charged_at=NOW
+        )
+        assert store.mark_used(
+            "alice", generation=7, step=51, drift=0, allow_equal=True, charged_at=NOW + 1
+        )
+
     def test_failed_mark_used_changes_nothing(self, store: Store) -> None:
         """A lost compare-and-set leaves the record exactly as it was (failures included)."""
         before = _record(last_step=50, drift=3, **_run(2, NOW))
