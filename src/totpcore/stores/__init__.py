@@ -1,7 +1,9 @@
 """Stores: the storage protocols and the built-in implementations.
 
-``MemoryStore`` and ``SQLiteStore`` (and their async twins) use only the standard library.
-The SQLite stores load on first use, so ``import totpcore`` does not load ``sqlite3``.
+``MemoryStore`` and ``SQLiteStore`` (and their async twins) use only the standard library;
+``RedisStore`` and ``PostgresStore`` need the ``redis`` and ``postgres`` extras. Every store but
+the memory one loads on first use, so ``import totpcore`` loads neither ``sqlite3`` nor a
+database client.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from totpcore.stores.memory import AsyncMemoryStore, MemoryStore
 from totpcore.stores.protocol import (
+    AsyncBulkInsert,
     AsyncStore,
     AsyncUserListing,
     Attempt,
+    BulkInsert,
     Limits,
     MarkRequest,
     OneCommitCheck,
@@ -23,18 +27,26 @@ from totpcore.stores.protocol import (
 )
 
 if TYPE_CHECKING:
+    from totpcore.stores.postgres import AsyncPostgresStore, PostgresStore
+    from totpcore.stores.redis import AsyncRedisStore, RedisStore
     from totpcore.stores.sqlite import AsyncSQLiteStore, SQLiteStore
 
 __all__ = [
+    "AsyncBulkInsert",
     "AsyncMemoryStore",
+    "AsyncPostgresStore",
+    "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncUserListing",
     "Attempt",
+    "BulkInsert",
     "Limits",
     "MarkRequest",
     "MemoryStore",
     "OneCommitCheck",
+    "PostgresStore",
+    "RedisStore",
     "SQLiteStore",
     "Status",
     "Store",
@@ -43,10 +55,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load the SQLite stores on first use."""
-    if name in ("SQLiteStore", "AsyncSQLiteStore"):
-        from totpcore.stores import sqlite
+_LAZY = {
+    "SQLiteStore": "totpcore.stores.sqlite",
+    "AsyncSQLiteStore": "totpcore.stores.sqlite",
+    "RedisStore": "totpcore.stores.redis",
+    "AsyncRedisStore": "totpcore.stores.redis",
+    "PostgresStore": "totpcore.stores.postgres",
+    "AsyncPostgresStore": "totpcore.stores.postgres",
+}
 
-        return getattr(sqlite, name)
-    raise AttributeError(f"module 'totpcore.stores' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    """Load the SQLite, Redis and PostgreSQL stores on first use (their clients even later)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'totpcore.stores' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

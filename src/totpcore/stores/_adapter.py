@@ -9,7 +9,7 @@ the sync store, so no await can split a read from its write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
@@ -45,6 +45,10 @@ class AsyncAdapter:
     async def insert(self, record: UserRecord) -> bool:
         """As :meth:`Store.insert`."""
         return await self._call(self._sync.insert, record)
+
+    async def insert_many(self, records: Sequence[UserRecord]) -> list[bool]:
+        """As :meth:`BulkInsert.insert_many`."""
+        return await self._call(self._sync.insert_many, records)
 
     async def replace(self, record: UserRecord, *, generation: int) -> bool:
         """As :meth:`Store.replace`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from totpcore.stores import _rules
@@ -63,6 +63,17 @@ class MemoryStore:
                 return False
             self._rows[record.user_id] = record
             return True
+
+    def insert_many(self, records: Sequence[UserRecord]) -> list[bool]:
+        """Insert each record whose user has none yet, under one lock."""
+        with self._lock:
+            inserted = []
+            for record in records:
+                fresh = record.user_id not in self._rows
+                if fresh:
+                    self._rows[record.user_id] = record
+                inserted.append(fresh)
+            return inserted
 
     def replace(self, record: UserRecord, *, generation: int) -> bool:
         """Overwrite the user's record if its generation is ``generation``."""

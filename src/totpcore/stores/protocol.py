@@ -33,14 +33,16 @@ The rules every store keeps (schema version 2):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
+    "AsyncBulkInsert",
     "AsyncStore",
     "AsyncUserListing",
     "Attempt",
+    "BulkInsert",
     "Limits",
     "MarkRequest",
     "OneCommitCheck",
@@ -396,6 +398,28 @@ class OneCommitCheck(Protocol):
         the attempt was allowed and ``evaluate`` returned a :class:`MarkRequest`, the store
         applies :meth:`Store.mark_used`'s rule to it; the record is written once either way.
         """
+        ...
+
+
+@runtime_checkable
+class BulkInsert(Protocol):
+    """An optional capability: inserting many records in few transactions (bulk enrolment)."""
+
+    def insert_many(self, records: Sequence[UserRecord]) -> list[bool]:
+        """Insert each record whose user has none yet, in one transaction.
+
+        Returns, per record, whether it was inserted. All or nothing: if the store fails, none
+        of these records is inserted.
+        """
+        ...
+
+
+@runtime_checkable
+class AsyncBulkInsert(Protocol):
+    """The asyncio twin of :class:`BulkInsert`."""
+
+    async def insert_many(self, records: Sequence[UserRecord]) -> list[bool]:
+        """As :meth:`BulkInsert.insert_many`."""
         ...
 
 

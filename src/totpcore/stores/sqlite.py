@@ -49,7 +49,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -234,6 +234,12 @@ class SQLiteStore:
         values = _row(record)
         with self._errors(), self._borrowed() as connection:
             return connection.execute(_INSERT, values).rowcount == 1
+
+    def insert_many(self, records: Sequence[UserRecord]) -> list[bool]:
+        """Insert each record whose user has none yet, all in one transaction (one commit)."""
+        rows = [_row(record) for record in records]
+        with self._transaction() as connection:
+            return [connection.execute(_INSERT, values).rowcount == 1 for values in rows]
 
     def replace(self, record: UserRecord, *, generation: int) -> bool:
         """Overwrite the user's record if its generation is ``generation``."""
