@@ -1,66 +1,42 @@
-"""Shared fixtures: RFC vectors, a fixed key, and access to outside programs.
+"""Shared fixtures: each store, each service shell, a fixed key.
 
-Outside programs (``oathtool`` here; servers in later suites) are optional on a developer's
-machine, where a test that needs a missing one is skipped with the reason. With
-``TOTPCORE_REQUIRE_SERVICES=1`` (set by ``.ci/run``) a missing program is a failure instead, so
-CI can never pass by skipping.
+Helpers that tests call directly (programs, vectors, PNG and QR tools, the service factory)
+live in ``tests/helpers.py`` and are imported from there.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Re-exported for test modules that still import them from here; new code imports helpers.
+from helpers import (
+    SHELLS,
+    Clock,
+    MakeService,
+    ServiceFactory,
+    load_vectors,
+    png_from_matrix,
+    require_program,
+    services_required,
+    zbar_decode,
+)
 from totpcore import MemoryStore, SQLiteStore, Store
 
-VECTORS = Path(__file__).parent / "vectors"
+__all__ = [
+    "Clock",
+    "load_vectors",
+    "png_from_matrix",
+    "require_program",
+    "services_required",
+    "zbar_decode",
+]
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
-
-
-def services_required() -> bool:
-    """Return True when missing programs and servers must fail tests instead of skipping them."""
-    return os.environ.get("TOTPCORE_REQUIRE_SERVICES", "") not in ("", "0")
-
-
-def require_program(name: str, package: str | None = None) -> str:
-    """Return the path of program ``name``; skip, or fail under TOTPCORE_REQUIRE_SERVICES=1."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: apt-get install {package or name})"
-        if services_required():
-            pytest.fail(message + "; TOTPCORE_REQUIRE_SERVICES=1 forbids skipping")
-        pytest.skip(message)
-    return path
-
-
-def load_vectors(name: str) -> dict[str, Any]:
-    """Load one of the RFC vector files kept in tests/vectors."""
-    data: dict[str, Any] = json.loads((VECTORS / name).read_text(encoding="utf-8"))
-    return data
-
-
-class Clock:
-    """An injectable clock that tests (and the threads of one test) move by hand."""
-
-    def __init__(self, now: float = 1_700_000_010.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current test time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward."""
-        self.now += seconds
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -74,43 +50,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         sqlite.close()
 
 
+@pytest.fixture(params=SHELLS)
+def shell(request: pytest.FixtureRequest) -> str:
+    """Each service shell in turn: ``"sync"`` (TwoFactor) and ``"async"`` (AsyncTwoFactor)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def make_service(store: Store, shell: str) -> Iterator[MakeService]:
+    """A factory ``make(**options)`` of services on the test's store, through the test's shell.
+
+    Sync: ``TwoFactor(store, **options)``. Async: an AsyncTwoFactor on an async twin of the
+    store, through a Blocking view (typed as TwoFactor). Every event loop and async store it
+    opened is closed at teardown.
+    """
+    with ServiceFactory(store, shell) as factory:
+        yield factory
+
+
 @pytest.fixture(scope="session")
 def key() -> bytes:
     """A fixed 160-bit key, as most tests need one and its value does not matter."""
     return bytes(range(1, 21))
-
-
-def png_from_matrix(matrix: list[list[bool]], path: Path, scale: int = 4) -> None:
-    """Write a black-and-white PNG of a module matrix, written here with zlib alone."""
-    import struct
-    import zlib
-
-    height, width = len(matrix) * scale, len(matrix[0]) * scale
-    rows = b""
-    for row in matrix:
-        line = b"\x00" + bytes(0 if dark else 255 for dark in row for _ in range(scale))
-        rows += line * scale
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def zbar_decode(path: Path) -> str:
-    """Decode the QR code in an image with zbarimg (Debian: zbar-tools)."""
-    import subprocess
-
-    zbarimg = require_program("zbarimg", "zbar-tools")
-    result = subprocess.run(
-        [zbarimg, "--raw", "--quiet", str(path)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"zbarimg could not read {path.name}"
-    return result.stdout.rstrip("\n")

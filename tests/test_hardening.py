@@ -4,6 +4,10 @@ Each test plays an attacker who has the victim's password (or API key) but not t
 interleaves the attack with the real user's successes, across policies, resets, resyncs and
 clock steps. Every one of them fails on 0.1.0: the numbers in the docstrings are what 0.1.0
 allowed.
+
+Every attack runs on both service shells (TwoFactor, and AsyncTwoFactor through a Blocking
+view) and on both built-in stores, through the ``make_service`` fixture; the multi-process
+attack stays on the sync shell, each process with its own store.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Clock
+from helpers import MakeService, ServiceFactory
 from totpcore import (
     TOTP,
     CipherError,
@@ -28,6 +32,7 @@ from totpcore import (
     TwoFactor,
     encode_secret,
 )
+from totpcore.testing import FakeClock
 
 START = 1_700_000_010.0
 DAY = 86_400.0
@@ -35,11 +40,11 @@ FAST = Policy(recovery_iterations=1_000)
 
 
 def enrolled(
-    store: Store, policy: Policy = FAST, clock: Clock | None = None
-) -> tuple[TwoFactor, TOTP, Clock]:
-    """An ACTIVE 'alice' on ``store``; returns the service, her phone and the clock."""
-    clock = clock or Clock(START)
-    service = TwoFactor(store, issuer="X", policy=policy, clock=clock)
+    make: MakeService, policy: Policy = FAST, clock: FakeClock | None = None
+) -> tuple[TwoFactor, TOTP, FakeClock]:
+    """An ACTIVE 'alice' on a service from ``make``; returns the service, her phone, the clock."""
+    clock = clock or FakeClock(START)
+    service = make(issuer="X", policy=policy, clock=clock)
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
     assert service.complete_setup("alice", phone.generate(clock.now))
@@ -61,7 +66,7 @@ def is_wrong(phone: TOTP, code: str, at: float) -> bool:
 # --- the guessing budget -------------------------------------------------------------------
 
 
-def test_guesses_between_api_requests_stay_within_the_budget(store: Store) -> None:
+def test_guesses_between_api_requests_stay_within_the_budget(make_service: MakeService) -> None:
     """4 guesses between API requests every 10 s: at most 100 evaluated in 24 h (0.1.0: 34,560).
 
     The victim's requests carry the current code in the otp header, so most are repeats of an
@@ -69,7 +74,7 @@ def test_guesses_between_api_requests_stay_within_the_budget(store: Store) -> No
     budget. Once the budget is spent the user is locked: the denial of service the security
     model documents.
     """
-    service, phone, clock = enrolled(store)
+    service, phone, clock = enrolled(make_service)
     stream = guesses(phone)
     evaluated = 0
     reasons: set[Reason] = set()
@@ -90,13 +95,13 @@ def test_guesses_between_api_requests_stay_within_the_budget(store: Store) -> No
     assert service.verify("alice", phone.generate(clock.now + 30)).reason is Reason.LOCKED
 
 
-def test_sniffed_header_cannot_reset_the_throttle(store: Store) -> None:
+def test_sniffed_header_cannot_reset_the_throttle(make_service: MakeService) -> None:
     """Replaying one sniffed header after every 4 guesses: no more than the free failures pass.
 
     0.1.0 cleared the failure count on every accepted repeat, which let about 96,000 guesses
     through in the minute the header stays valid.
     """
-    service, phone, clock = enrolled(store)
+    service, phone, clock = enrolled(make_service)
     clock.advance(30)
     sniffed = phone.generate(clock.now)
     assert service.verify_request("alice", sniffed)  # the victim's own request
@@ -112,13 +117,13 @@ def test_sniffed_header_cannot_reset_the_throttle(store: Store) -> None:
     assert evaluated <= 10, f"{evaluated} guesses evaluated in one minute"
 
 
-def test_daily_logins_do_not_refill_the_budget(store: Store) -> None:
+def test_daily_logins_do_not_refill_the_budget(make_service: MakeService) -> None:
     """A victim logging in once a day: the attacker still gets at most 100 in any 24 h.
 
     0.1.0 handed the attacker a fresh 100 guesses with every login.
     """
     policy = Policy(base_delay=0.001, max_delay=0.001, recovery_iterations=1_000)
-    service, phone, clock = enrolled(store, policy)
+    service, phone, clock = enrolled(make_service, policy)
     stream = guesses(phone)
     times: list[float] = []
     for _ in range(3):  # three days
@@ -136,7 +141,7 @@ def test_daily_logins_do_not_refill_the_budget(store: Store) -> None:
     assert worst <= policy.lockout_failures, f"{worst} guesses in one rolling 24 h"
 
 
-def test_budget_across_two_policies_on_one_store(store: Store) -> None:
+def test_budget_across_two_policies_on_one_store(make_service: MakeService) -> None:
     """An API gateway with a lax policy cannot evaluate codes for a user the app locked.
 
     0.1.0 never read locked_at: the second service went on guessing, and a success through it
@@ -144,8 +149,8 @@ def test_budget_across_two_policies_on_one_store(store: Store) -> None:
     """
     strict = Policy(lockout_failures=20, free_failures=20, recovery_iterations=1_000)
     lax = Policy(lockout_failures=100, free_failures=100, recovery_iterations=1_000)
-    app, phone, clock = enrolled(store, strict)
-    gateway = TwoFactor(store, issuer="X", policy=lax, clock=clock)
+    app, phone, clock = enrolled(make_service, strict)
+    gateway = make_service(issuer="X", policy=lax, clock=clock)
     stream = guesses(phone)
     for _ in range(20):
         clock.advance(1)
@@ -160,12 +165,12 @@ def test_budget_across_two_policies_on_one_store(store: Store) -> None:
     assert app.verify("alice", phone.generate(clock.now))
 
 
-def test_lax_service_guesses_count_for_the_strict_one(store: Store) -> None:
+def test_lax_service_guesses_count_for_the_strict_one(make_service: MakeService) -> None:
     """Guesses made through the lax service spend the budget the strict service enforces."""
     strict = Policy(lockout_failures=20, free_failures=20, recovery_iterations=1_000)
     lax = Policy(lockout_failures=100, free_failures=100, recovery_iterations=1_000)
-    app, phone, clock = enrolled(store, strict)
-    gateway = TwoFactor(store, issuer="X", policy=lax, clock=clock)
+    app, phone, clock = enrolled(make_service, strict)
+    gateway = make_service(issuer="X", policy=lax, clock=clock)
     stream = guesses(phone)
     for _ in range(30):  # the victim logs in through the app between the gateway guesses
         clock.advance(30)
@@ -174,12 +179,12 @@ def test_lax_service_guesses_count_for_the_strict_one(store: Store) -> None:
     assert app.verify("alice", next(stream)).reason is Reason.LOCKED
 
 
-def test_reset_refills_the_budget_and_resync_does_not(store: Store) -> None:
+def test_reset_refills_the_budget_and_resync_does_not(make_service: MakeService) -> None:
     """Only an admin refills the budget: a resync or a recovery code does not."""
     policy = Policy(
         lockout_failures=10, free_failures=10, base_delay=0.001, recovery_iterations=1_000
     )
-    service, phone, clock = enrolled(store, policy)
+    service, phone, clock = enrolled(make_service, policy)
     recovery = service.new_recovery_codes("alice")
     stream = guesses(phone)
     for _ in range(5):
@@ -201,10 +206,10 @@ def test_reset_refills_the_budget_and_resync_does_not(store: Store) -> None:
         assert service.verify("alice", next(stream)).reason is Reason.INVALID
 
 
-def test_budget_holds_against_threads_and_the_victim(store: Store) -> None:
+def test_budget_holds_against_threads_and_the_victim(make_service: MakeService) -> None:
     """8 attacker threads and the victim's successes at once: at most 100 guesses evaluated."""
     policy = Policy(base_delay=0.001, max_delay=0.001, recovery_iterations=1_000)
-    service, phone, clock = enrolled(store, policy)
+    service, phone, clock = enrolled(make_service, policy)
     counts = [0] * 8
     stop = threading.Event()
 
@@ -235,7 +240,7 @@ def _attacking_process(path: str, seed: int, results: Any) -> None:
     """One app server guessing on the shared file as fast as the throttle allows."""
     store = SQLiteStore(path)
     policy = Policy(base_delay=0.001, max_delay=0.001, recovery_iterations=1_000)
-    clock = Clock(START + 60)
+    clock = FakeClock(START + 60)
     service = TwoFactor(store, issuer="X", policy=policy, clock=clock)
     rng = random.Random(seed)
     evaluated = 0
@@ -251,7 +256,7 @@ def _attacking_process(path: str, seed: int, results: Any) -> None:
 def _victim_process(path: str, secret: str, results: Any) -> None:
     """The real user's app server, logging in at every step."""
     store = SQLiteStore(path)
-    clock = Clock(START + 60)
+    clock = FakeClock(START + 60)
     service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
     phone = TOTP.from_secret(secret)
     accepted = 0
@@ -265,7 +270,8 @@ def _victim_process(path: str, secret: str, results: Any) -> None:
 def test_budget_holds_across_processes(tmp_path: Path) -> None:
     """4 attacking processes and the victim's process on one SQLite file: at most 100 evaluated."""
     path = str(tmp_path / "shared.sqlite3")
-    service, phone, _ = enrolled(SQLiteStore(path))
+    shared = SQLiteStore(path)
+    service, phone, _ = enrolled(ServiceFactory(shared, "sync"))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
@@ -285,18 +291,21 @@ def test_budget_holds_across_processes(tmp_path: Path) -> None:
     record = service.store.get("alice")
     assert record is not None
     assert len(record.failure_log) <= FAST.lockout_failures
+    shared.close()
 
 
 # --- the replay mark -----------------------------------------------------------------------
 
 
-def test_resync_with_codes_from_the_logs_reopens_nothing(store: Store) -> None:
+def test_resync_with_codes_from_the_logs_reopens_nothing(
+    store: Store, make_service: MakeService
+) -> None:
     """A pair accepted 3 hours earlier cannot move the mark back (0.1.0 reopened 4 codes).
 
     Every API request carries a code, so proxy logs hold long runs of consecutive codes.
     """
     policy = Policy(free_failures=20, recovery_iterations=1_000)
-    service, phone, clock = enrolled(store, policy)
+    service, phone, clock = enrolled(make_service, policy)
     logged: list[str] = []
     for _ in range(360):  # three hours of API requests, one per step
         clock.advance(30)
@@ -317,9 +326,9 @@ def test_resync_with_codes_from_the_logs_reopens_nothing(store: Store) -> None:
     assert service.verify("alice", phone.generate(clock.now))  # the real phone still works
 
 
-def test_resync_pair_starting_at_the_mark_is_refused(store: Store) -> None:
+def test_resync_pair_starting_at_the_mark_is_refused(make_service: MakeService) -> None:
     """A pair whose first step is the last accepted one is a replay (an off-by-one 0.1.0 had)."""
-    service, phone, clock = enrolled(store)
+    service, phone, clock = enrolled(make_service)
     clock.advance(30)
     code = phone.generate(clock.now)
     assert service.verify("alice", code)
@@ -328,9 +337,9 @@ def test_resync_pair_starting_at_the_mark_is_refused(store: Store) -> None:
     assert service.verify("alice", phone.generate(clock.now + 30))
 
 
-def test_mark_survives_a_clock_step_back(store: Store) -> None:
+def test_mark_survives_a_clock_step_back(make_service: MakeService) -> None:
     """A server clock that steps back an hour cannot make used codes good again."""
-    service, phone, clock = enrolled(store)
+    service, phone, clock = enrolled(make_service)
     used = []
     for _ in range(4):
         clock.advance(30)
@@ -342,17 +351,17 @@ def test_mark_survives_a_clock_step_back(store: Store) -> None:
         assert not service.verify_request("alice", code)
 
 
-def test_nearest_step_wins_in_the_service(store: Store) -> None:
+def test_nearest_step_wins_in_the_service(make_service: MakeService) -> None:
     """With two steps sharing a code, the nearest is marked used, not a future one.
 
     With the RFC 4226 key, steps 153567 and 153569 both give 468457. 0.1.0 matched +2, learnt
     a drift of +2 and marked a future step used, so the next real code was REPLAYED.
     """
-    clock = Clock(153500 * 30)
-    service = TwoFactor(store, issuer="X", policy=Policy(window=2), clock=clock)
+    clock = FakeClock(153500 * 30)
+    service = make_service(issuer="X", policy=Policy(window=2), clock=clock)
     phone = TOTP(b"12345678901234567890")
     service.import_secret("alice", phone.key, allow_short_key=False)
-    clock.now = 153567 * 30 + 5
+    clock.set(153567 * 30 + 5)
     verdict = service.verify("alice", "468457")
     assert verdict.drift == 0
     clock.advance(30)
@@ -362,11 +371,11 @@ def test_nearest_step_wins_in_the_service(store: Store) -> None:
 # --- per-user parameters -------------------------------------------------------------------
 
 
-def test_policy_changes_apply_to_new_enrolments_only(store: Store) -> None:
+def test_policy_changes_apply_to_new_enrolments_only(make_service: MakeService) -> None:
     """Switching to 8 digits, SHA256 and 60 s keeps enrolled users working (0.1.0 broke them)."""
-    old_service, phone, clock = enrolled(store)
+    old_service, phone, clock = enrolled(make_service)
     new_policy = Policy(digits=8, algorithm="SHA256", period=60, recovery_iterations=1_000)
-    service = TwoFactor(store, issuer="X", policy=new_policy, clock=clock)
+    service = make_service(issuer="X", policy=new_policy, clock=clock)
     clock.advance(30)
     assert service.verify("alice", phone.generate(clock.now))
     service.enable("bob")
@@ -382,13 +391,13 @@ def test_policy_changes_apply_to_new_enrolments_only(store: Store) -> None:
 # --- encrypted stores ----------------------------------------------------------------------
 
 
-def test_pre_reset_ciphertext_put_back_stays_dead(store: Store) -> None:
+def test_pre_reset_ciphertext_put_back_stays_dead(store: Store, make_service: MakeService) -> None:
     """Copying the old encrypted secret into the new record does not revive the lost phone."""
     from totpcore import AESGCMCipher
 
     cipher = AESGCMCipher(bytes(range(32)))
-    clock = Clock(START)
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock, cipher=cipher)
+    clock = FakeClock(START)
+    service = make_service(issuer="X", policy=FAST, clock=clock, cipher=cipher)
     service.enable("alice")
     lost = TOTP.from_secret(service.begin_setup("alice").secret)
     assert service.complete_setup("alice", lost.generate(clock.now))
@@ -405,23 +414,23 @@ def test_pre_reset_ciphertext_put_back_stays_dead(store: Store) -> None:
     assert service.status("alice") is Status.SETUP_PENDING
 
 
-def test_rotation_while_the_service_runs(tmp_path: Path) -> None:
-    """rotate_key re-encrypts every secret while another thread keeps logging users in."""
+def rotation_while_running(make: MakeService, clock: FakeClock) -> None:
+    """rotate_key re-encrypts every secret while another thread keeps logging users in.
+
+    ``make`` builds each service (the setup one, the running one, the rotator, ...) on the
+    same records.
+    """
     from totpcore import AESGCMCipher
 
-    path = tmp_path / "enc.sqlite3"
     old_key, new_key = bytes(range(32)), bytes(range(1, 33))
-    clock = Clock(START)
-    service = TwoFactor(
-        SQLiteStore(path), issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(old_key)
-    )
+    service = make(issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(old_key))
     phones = {}
     for name in ("alice", "bob", "carol"):
         service.enable(name)
         phones[name] = TOTP.from_secret(service.begin_setup(name).secret)
         assert service.complete_setup(name, phones[name].generate(clock.now))
     ring = AESGCMCipher(new_key, old_keys=[old_key])
-    running = TwoFactor(SQLiteStore(path), issuer="X", policy=FAST, clock=clock, cipher=ring)
+    running = make(issuer="X", policy=FAST, clock=clock, cipher=ring)
     failures: list[str] = []
     lock = threading.Lock()
 
@@ -435,36 +444,60 @@ def test_rotation_while_the_service_runs(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=logins)
     thread.start()
-    rotator = TwoFactor(SQLiteStore(path), issuer="X", policy=FAST, clock=clock, cipher=ring)
+    rotator = make(issuer="X", policy=FAST, clock=clock, cipher=ring)
     assert rotator.rotate_key() == 3
     thread.join()
     assert failures == []
-    new_only = TwoFactor(
-        SQLiteStore(path), issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(new_key)
-    )
+    new_only = make(issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(new_key))
     clock.advance(30)
     for name, phone in phones.items():
         assert new_only.verify(name, phone.generate(clock.now))
-    with pytest.raises(CipherError):
-        TwoFactor(SQLiteStore(path), issuer="X", clock=clock, cipher=AESGCMCipher(old_key))
+    with pytest.raises(CipherError):  # the sync shell raises here at construction
+        make(issuer="X", clock=clock, cipher=AESGCMCipher(old_key)).status("alice")
+
+
+def test_rotation_while_the_service_runs(make_service: MakeService) -> None:
+    """rotate_key re-encrypts every secret while another thread keeps logging users in."""
+    rotation_while_running(make_service, FakeClock(START))
+
+
+def test_rotation_across_separate_sqlite_stores(tmp_path: Path) -> None:
+    """The same with every sync service on its own SQLiteStore of one file, as separate servers.
+
+    (On the async shell every service already has its own AsyncSQLiteStore of the file.)
+    """
+    path = tmp_path / "enc.sqlite3"
+    opened: list[SQLiteStore] = []
+
+    def make(**options: Any) -> TwoFactor:
+        opened.append(SQLiteStore(path))
+        return TwoFactor(opened[-1], **options)
+
+    try:
+        rotation_while_running(make, FakeClock(START))
+    finally:
+        for store in opened:
+            store.close()
 
 
 # --- smaller rules -------------------------------------------------------------------------
 
 
-def test_over_long_code_is_malformed_before_any_work(store: Store) -> None:
+def test_over_long_code_is_malformed_before_any_work(
+    store: Store, make_service: MakeService
+) -> None:
     """A code string over 64 characters is MALFORMED without charging or hashing."""
-    service, _, _ = enrolled(store)
+    service, _, _ = enrolled(make_service)
     before = store.get("alice")
     assert service.verify("alice", "1" * 6 + " " * 59).reason is Reason.MALFORMED
     assert store.get("alice") == before
     assert service.verify("alice", "1" * 6 + " " * 58).reason is not Reason.MALFORMED
 
 
-def test_drift_is_clamped_to_max_drift(store: Store) -> None:
+def test_drift_is_clamped_to_max_drift(store: Store, make_service: MakeService) -> None:
     """A phone that keeps losing time cannot walk the learnt drift past max_drift."""
     policy = Policy(max_drift=120, recovery_iterations=1_000)  # 4 steps
-    service, phone, clock = enrolled(store, policy)
+    service, phone, clock = enrolled(make_service, policy)
     lag = 0.0
     for _ in range(20):
         clock.advance(60)
@@ -475,9 +508,9 @@ def test_drift_is_clamped_to_max_drift(store: Store) -> None:
     assert -4 <= record.drift <= 4
 
 
-def test_secrets_come_from_the_system_csprng(store: Store) -> None:
+def test_secrets_come_from_the_system_csprng(make_service: MakeService) -> None:
     """Seeding ``random`` identically before two enrolments still gives different secrets."""
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=Clock(START))
+    service = make_service(issuer="X", policy=FAST, clock=FakeClock(START))
     secrets = []
     for name in ("alice", "bob"):
         random.seed(1234)
@@ -486,12 +519,12 @@ def test_secrets_come_from_the_system_csprng(store: Store) -> None:
     assert secrets[0] != secrets[1]
 
 
-def test_imported_user_is_active_and_short_keys_need_consent(store: Store) -> None:
+def test_imported_user_is_active_and_short_keys_need_consent(make_service: MakeService) -> None:
     """import_secret makes an ACTIVE user; an 80-bit key needs allow_short_key=True."""
     from totpcore import InvalidSecretError, UserStateError
 
-    clock = Clock(START)
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+    clock = FakeClock(START)
+    service = make_service(issuer="X", policy=FAST, clock=clock)
     short = bytes(range(10))
     with pytest.raises(InvalidSecretError, match="128"):
         service.import_secret("alice", short)

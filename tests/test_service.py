@@ -1,10 +1,16 @@
-"""TwoFactor: the product flow end to end, on every built-in store."""
+"""The service: the product flow end to end, on both shells and every built-in store.
+
+Every test that uses a service gets it from the ``make_service`` fixture (or ``service``,
+built from it), so it runs on TwoFactor and on AsyncTwoFactor (through a Blocking view), each
+on MemoryStore and SQLiteStore.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +19,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import Clock
+from helpers import SHELLS, MakeService, ServiceFactory
 from totpcore import (
     TOTP,
     AESGCMCipher,
+    AsyncTwoFactor,
     CipherError,
     InvalidParameterError,
     InvalidTimeError,
@@ -32,24 +39,25 @@ from totpcore import (
     TwoFactor,
     UserStateError,
 )
+from totpcore.testing import FakeClock
 
 START = 1_700_000_010.0  # 10 s into a step, so small clock moves stay in the same step
 FAST = Policy(recovery_iterations=1_000)  # recovery hashing cheap enough for many tests
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> FakeClock:
     """A clock standing at START."""
-    return Clock(START)
+    return FakeClock(START)
 
 
 @pytest.fixture
-def service(store: Store, clock: Clock) -> TwoFactor:
-    """A TwoFactor on the store, with the test clock."""
-    return TwoFactor(store, issuer="Example Co", policy=FAST, clock=clock)
+def service(make_service: MakeService, clock: FakeClock) -> TwoFactor:
+    """A service on the store, through the shell, with the test clock."""
+    return make_service(issuer="Example Co", policy=FAST, clock=clock)
 
 
-def enrol(service: TwoFactor, clock: Clock, user_id: str = "alice") -> TOTP:
+def enrol(service: TwoFactor, clock: FakeClock, user_id: str = "alice") -> TOTP:
     """Enable and set up a user; return the phone's TOTP. The setup step counts as used."""
     service.enable(user_id)
     phone = TOTP.from_secret(service.begin_setup(user_id).secret)
@@ -82,7 +90,7 @@ def test_enable_many_checks_every_id_first(service: TwoFactor) -> None:
     }
 
 
-def test_setup_shows_the_same_secret_until_confirmed(service: TwoFactor, clock: Clock) -> None:
+def test_setup_shows_the_same_secret_until_confirmed(service: TwoFactor, clock: FakeClock) -> None:
     """Several phones can scan: begin_setup repeats the secret; after setup it is never shown."""
     service.enable("alice")
     first = service.begin_setup("alice", account_name="alice@example.com")
@@ -107,7 +115,7 @@ def test_provisioning_repr_hides_secret(service: TwoFactor) -> None:
     assert "otpauth" not in repr(provisioning)
 
 
-def test_complete_setup_rules(service: TwoFactor, clock: Clock) -> None:
+def test_complete_setup_rules(service: TwoFactor, clock: FakeClock) -> None:
     """Wrong and malformed codes keep the user pending; the confirming step counts as used."""
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
@@ -122,7 +130,7 @@ def test_complete_setup_rules(service: TwoFactor, clock: Clock) -> None:
         service.complete_setup("alice", code)
 
 
-def test_wrong_state_admin_calls_raise(service: TwoFactor, clock: Clock) -> None:
+def test_wrong_state_admin_calls_raise(service: TwoFactor, clock: FakeClock) -> None:
     """Admin and setup calls in the wrong state raise UserStateError saying why."""
     with pytest.raises(UserStateError, match="disabled"):
         service.begin_setup("alice")
@@ -137,7 +145,7 @@ def test_wrong_state_admin_calls_raise(service: TwoFactor, clock: Clock) -> None
         service.unlock("nobody")
 
 
-def test_verify_before_setup_and_when_disabled(service: TwoFactor, clock: Clock) -> None:
+def test_verify_before_setup_and_when_disabled(service: TwoFactor, clock: FakeClock) -> None:
     """Login checks report NOT_ENABLED and SETUP_REQUIRED instead of raising."""
     assert service.verify("alice", "123456").reason is Reason.NOT_ENABLED
     assert service.verify("alice", "x").reason is Reason.NOT_ENABLED
@@ -149,7 +157,7 @@ def test_verify_before_setup_and_when_disabled(service: TwoFactor, clock: Clock)
     assert stored.failures == 0  # a pending user's login is not charged
 
 
-def test_reset_kills_the_old_secret(service: TwoFactor, clock: Clock) -> None:
+def test_reset_kills_the_old_secret(service: TwoFactor, clock: FakeClock) -> None:
     """After reset the old phone's codes fail, setup is required, recovery codes are gone."""
     phone = enrol(service, clock)
     codes = service.new_recovery_codes("alice")
@@ -167,7 +175,7 @@ def test_reset_kills_the_old_secret(service: TwoFactor, clock: Clock) -> None:
     assert not service.use_recovery_code("alice", codes[0])
 
 
-def test_disable(service: TwoFactor, clock: Clock) -> None:
+def test_disable(service: TwoFactor, clock: FakeClock) -> None:
     """Disable removes the factor; a second disable is a no-op."""
     enrol(service, clock)
     assert service.disable("alice") is True
@@ -178,7 +186,7 @@ def test_disable(service: TwoFactor, clock: Clock) -> None:
 # --- login ---------------------------------------------------------------------------------
 
 
-def test_login_accepts_each_step_once(service: TwoFactor, clock: Clock) -> None:
+def test_login_accepts_each_step_once(service: TwoFactor, clock: FakeClock) -> None:
     """A code is accepted once; the same code again is REPLAYED (RFC 6238 §5.2)."""
     phone = enrol(service, clock)
     code = phone.generate(clock.now)
@@ -193,14 +201,16 @@ def test_login_accepts_each_step_once(service: TwoFactor, clock: Clock) -> None:
     )  # attacker sees no difference
 
 
-def test_login_refuses_an_older_step_after_a_newer_one(service: TwoFactor, clock: Clock) -> None:
+def test_login_refuses_an_older_step_after_a_newer_one(
+    service: TwoFactor, clock: FakeClock
+) -> None:
     """After step n is used, step n-1 (still inside the window) is REPLAYED."""
     phone = enrol(service, clock)
     assert service.verify("alice", phone.generate(clock.now))
     assert service.verify("alice", phone.generate(clock.now - 30)).reason is Reason.REPLAYED
 
 
-def test_api_header_mode_repeats_the_last_step_only(service: TwoFactor, clock: Clock) -> None:
+def test_api_header_mode_repeats_the_last_step_only(service: TwoFactor, clock: FakeClock) -> None:
     """verify_request accepts the last accepted step again while in the window, never older."""
     phone = enrol(service, clock)
     code = phone.generate(clock.now)
@@ -214,7 +224,7 @@ def test_api_header_mode_repeats_the_last_step_only(service: TwoFactor, clock: C
     assert not service.verify("alice", phone.generate(clock.now - 60))
 
 
-def test_login_never_repeats_even_after_api_use(service: TwoFactor, clock: Clock) -> None:
+def test_login_never_repeats_even_after_api_use(service: TwoFactor, clock: FakeClock) -> None:
     """Login mode refuses a step that API mode already accepted."""
     phone = enrol(service, clock)
     code = phone.generate(clock.now)
@@ -222,7 +232,7 @@ def test_login_never_repeats_even_after_api_use(service: TwoFactor, clock: Clock
     assert service.verify("alice", code).reason is Reason.REPLAYED
 
 
-def test_window_and_malformed_codes(service: TwoFactor, clock: Clock) -> None:
+def test_window_and_malformed_codes(service: TwoFactor, clock: FakeClock) -> None:
     """Codes two steps away fail; grouped codes pass; malformed codes are not charged."""
     phone = enrol(service, clock)
     assert service.verify("alice", phone.generate(clock.now + 60)).reason is Reason.INVALID
@@ -235,7 +245,7 @@ def test_window_and_malformed_codes(service: TwoFactor, clock: Clock) -> None:
     assert stored.failures == 0
 
 
-def test_drift_is_learned_and_centres_the_window(service: TwoFactor, clock: Clock) -> None:
+def test_drift_is_learned_and_centres_the_window(service: TwoFactor, clock: FakeClock) -> None:
     """A phone losing 30 s per minute is followed step by step, then accepted 4 steps behind."""
     phone = enrol(service, clock)
     slow = 0
@@ -251,10 +261,10 @@ def test_drift_is_learned_and_centres_the_window(service: TwoFactor, clock: Cloc
     assert not service.verify("alice", phone.generate(clock.now))  # +0 is now outside
 
 
-def test_drift_learning_can_be_turned_off(store: Store, clock: Clock) -> None:
+def test_drift_learning_can_be_turned_off(make_service: MakeService, clock: FakeClock) -> None:
     """With learn_drift=False the window stays on the server's clock."""
-    service = TwoFactor(
-        store, issuer="X", clock=clock, policy=dataclasses.replace(FAST, learn_drift=False)
+    service = make_service(
+        issuer="X", clock=clock, policy=dataclasses.replace(FAST, learn_drift=False)
     )
     phone = enrol(service, clock)
     clock.advance(30)
@@ -263,7 +273,7 @@ def test_drift_learning_can_be_turned_off(store: Store, clock: Clock) -> None:
     assert verdict.drift == 0
 
 
-def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: Clock) -> None:
+def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: FakeClock) -> None:
     """Two consecutive codes from a phone 2 h fast resynchronise it; the pair is then used."""
     phone = enrol(service, clock)
     assert service.verify("alice", phone.generate(clock.now))
@@ -285,7 +295,7 @@ def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: Clock) -> None
     assert again.reason is Reason.REPLAYED
 
 
-def test_resync_a_slow_phone_unused_since_import(service: TwoFactor, clock: Clock) -> None:
+def test_resync_a_slow_phone_unused_since_import(service: TwoFactor, clock: FakeClock) -> None:
     """An imported user whose phone fell 2 h slow resyncs, as long as its codes are new.
 
     The replay mark sits at the import's step; a day later the slow phone's pair lies above it.
@@ -302,7 +312,7 @@ def test_resync_a_slow_phone_unused_since_import(service: TwoFactor, clock: Cloc
     assert service.verify("alice", phone.generate(clock.now - 7200))
 
 
-def test_resync_cannot_go_behind_the_mark(service: TwoFactor, clock: Clock) -> None:
+def test_resync_cannot_go_behind_the_mark(service: TwoFactor, clock: FakeClock) -> None:
     """A phone that fell 2 h slow after use is refused: fix its time, or an admin resets."""
     phone = enrol(service, clock)
     slow = clock.now - 7200
@@ -311,7 +321,9 @@ def test_resync_cannot_go_behind_the_mark(service: TwoFactor, clock: Clock) -> N
     assert "not above the last accepted step" in verdict.detail
 
 
-def test_resync_refuses_codes_that_are_not_consecutive(service: TwoFactor, clock: Clock) -> None:
+def test_resync_refuses_codes_that_are_not_consecutive(
+    service: TwoFactor, clock: FakeClock
+) -> None:
     """Codes from steps two apart, or beyond 12 hours, do not resynchronise."""
     phone = enrol(service, clock)
     assert (
@@ -336,7 +348,7 @@ def wrong_code(phone: TOTP, at: float) -> str:
     return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
 
 
-def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> None:
+def test_throttle_after_five_free_failures(service: TwoFactor, clock: FakeClock) -> None:
     """Five wrong codes are free; then the right code is THROTTLED for 1 s, 2 s, 4 s ..."""
     phone = enrol(service, clock)
     bad = wrong_code(phone, clock.now)
@@ -346,10 +358,12 @@ def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> 
     assert throttled.reason is Reason.THROTTLED
     # Attempts at one clock reading are stamped 1 ms apart, so the wait ends 4 ms later.
     assert throttled.retry_after == pytest.approx(1.004)
+    assert throttled.retry_after is not None
     clock.advance(throttled.retry_after)
     assert service.verify("alice", bad).reason is Reason.INVALID
     throttled = service.verify("alice", phone.generate(clock.now))
     assert throttled.retry_after == pytest.approx(2.0)
+    assert throttled.retry_after is not None
     clock.advance(throttled.retry_after)
     assert service.verify("alice", phone.generate(clock.now))  # success clears the count
     stored = service.store.get("alice")
@@ -358,7 +372,7 @@ def test_throttle_after_five_free_failures(service: TwoFactor, clock: Clock) -> 
 
 
 def test_throttled_codes_are_not_evaluated(
-    service: TwoFactor, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    service: TwoFactor, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While throttled, even the right code is refused without computing any HMAC."""
     from totpcore._engine import Keyed
@@ -383,7 +397,7 @@ def test_throttled_codes_are_not_evaluated(
     assert len(calls) == 1
 
 
-def test_lock_after_100_failures_needs_an_admin(service: TwoFactor, clock: Clock) -> None:
+def test_lock_after_100_failures_needs_an_admin(service: TwoFactor, clock: FakeClock) -> None:
     """The 100th consecutive failure locks the user until an admin unlocks them."""
     phone = enrol(service, clock)
     bad = wrong_code(phone, clock.now)
@@ -400,7 +414,7 @@ def test_lock_after_100_failures_needs_an_admin(service: TwoFactor, clock: Clock
     assert service.verify("alice", phone.generate(clock.now))
 
 
-def test_recovery_and_resync_attempts_count(service: TwoFactor, clock: Clock) -> None:
+def test_recovery_and_resync_attempts_count(service: TwoFactor, clock: FakeClock) -> None:
     """Wrong recovery codes and failed resyncs are charged like wrong OTPs."""
     phone = enrol(service, clock)
     service.new_recovery_codes("alice")
@@ -415,7 +429,7 @@ def test_recovery_and_resync_attempts_count(service: TwoFactor, clock: Clock) ->
 # --- recovery codes ------------------------------------------------------------------------
 
 
-def test_recovery_codes(service: TwoFactor, clock: Clock) -> None:
+def test_recovery_codes(service: TwoFactor, clock: FakeClock) -> None:
     """Ten typable codes of 60 bits, stored only hashed, each usable once, forgiving input."""
     enrol(service, clock)
     codes = service.new_recovery_codes("alice")
@@ -452,10 +466,12 @@ def test_recovery_code_alphabet_has_60_bits() -> None:
 # --- secrets at rest -----------------------------------------------------------------------
 
 
-def test_cipher_keeps_only_ciphertext_in_the_store(store: Store, clock: Clock) -> None:
+def test_cipher_keeps_only_ciphertext_in_the_store(
+    store: Store, make_service: MakeService, clock: FakeClock
+) -> None:
     """With a cipher the store never holds the key; a ciphertext moved to another user fails."""
     cipher = AESGCMCipher(AESGCM.generate_key(bit_length=256))
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock, cipher=cipher)
+    service = make_service(issuer="X", policy=FAST, clock=clock, cipher=cipher)
     phone = enrol(service, clock)
     stored = store.get("alice")
     assert stored is not None
@@ -469,8 +485,30 @@ def test_cipher_keeps_only_ciphertext_in_the_store(store: Store, clock: Clock) -
         service.begin_setup("mallory")
 
 
-def test_wrong_cipher_key_fails_closed(store: Store, clock: Clock) -> None:
-    """A service with the wrong key, or none, fails at construction on an encrypted store."""
+def test_wrong_cipher_key_fails_closed(
+    store: Store, make_service: MakeService, clock: FakeClock
+) -> None:
+    """A service with the wrong key, or none, fails before its first operation does anything.
+
+    The sync shell fails at construction, the async one at its first call (a constructor
+    cannot await): the first call is therefore made inside the ``raises`` block.
+    """
+    service = make_service(
+        issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
+    )
+    enrol(service, clock)
+    before = store.get("alice")
+    with pytest.raises(CipherError, match="does not have"):
+        make_service(
+            issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
+        ).status("alice")
+    with pytest.raises(CipherError, match="encrypted"):
+        make_service(issuer="X", policy=FAST, clock=clock).status("alice")
+    assert store.get("alice") == before
+
+
+def test_sync_constructor_checks_the_cipher(store: Store, clock: FakeClock) -> None:
+    """TwoFactor itself raises CipherError at construction for a wrong or missing key."""
     service = TwoFactor(
         store, issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))
     )
@@ -481,6 +519,35 @@ def test_wrong_cipher_key_fails_closed(store: Store, clock: Clock) -> None:
     with pytest.raises(CipherError, match="encrypted"):
         TwoFactor(store, issuer="X", policy=FAST, clock=clock)
     assert store.get("alice") == before
+
+
+def test_async_cipher_check_waits_for_the_first_call(store: Store, clock: FakeClock) -> None:
+    """AsyncTwoFactor cannot await at construction: a wrong key raises on the first call.
+
+    Every kind of first call raises it, before anything is read or written for the user.
+    """
+    with ServiceFactory(store, "async") as make:
+        enrol(
+            make(issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32))), clock
+        )
+        before = store.get("alice")
+        first_calls: list[tuple[str, tuple[Any, ...]]] = [
+            ("status", ("alice",)),
+            ("verify", ("alice", "123456")),
+            ("verify", ("alice", "x")),
+            ("enable", ("bob",)),
+            ("begin_setup", ("alice",)),
+            ("use_recovery_code", ("alice", "0000-0000-0000")),
+            ("rotate_key", ()),
+        ]
+        for name, args in first_calls:
+            wrong = make(issuer="X", policy=FAST, clock=clock, cipher=AESGCMCipher(os.urandom(32)))
+            with pytest.raises(CipherError, match="does not have"):
+                getattr(wrong, name)(*args)
+        with pytest.raises(CipherError, match="encrypted"):
+            make(issuer="X", policy=FAST, clock=clock).verify("alice", "123456")
+        assert store.get("alice") == before
+        assert store.get("bob") is None
 
 
 # --- failing stores ------------------------------------------------------------------------
@@ -507,26 +574,43 @@ class FailingStore(MemoryStore):
     ("operation", "code"),
     [("begin_attempt", "valid"), ("mark_used", "valid"), ("get", "malformed")],
 )
-def test_store_failure_is_never_acceptance(clock: Clock, operation: str, code: str) -> None:
-    """A store that fails mid-verify raises StoreError (a TotpcoreError), never ACCEPTED."""
+def test_store_failure_is_never_acceptance(
+    clock: FakeClock, shell: str, operation: str, code: str
+) -> None:
+    """A store that fails mid-verify raises StoreError (a TotpcoreError), never ACCEPTED.
+
+    The async shell runs on an AsyncMemoryStore around the same failing store.
+    """
     store = FailingStore("none")
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
-    phone = enrol(service, clock)
-    store.failing = operation
-    with pytest.raises(StoreError) as caught:
-        service.verify("alice", phone.generate(clock.now) if code == "valid" else "x")
-    assert "JBSWY3DP" not in str(caught.value)
+    with ServiceFactory(store, shell) as make:
+        service = make(issuer="X", policy=FAST, clock=clock)
+        phone = enrol(service, clock)
+        store.failing = operation
+        with pytest.raises(StoreError) as caught:
+            service.verify("alice", phone.generate(clock.now) if code == "valid" else "x")
+        assert "JBSWY3DP" not in str(caught.value)
+        store.failing = "none"
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.last_step == phone.counter_at(clock.now - 30)  # nothing was marked used
+
+
+@pytest.mark.parametrize("operation", ["get_meta", "set_meta"])
+def test_store_failure_at_start_up(clock: FakeClock, shell: str, operation: str) -> None:
+    """A store failing while the settings are read gives StoreError, at start-up or first call."""
+    store = FailingStore(operation)
+    with ServiceFactory(store, shell) as make, pytest.raises(StoreError, match="start-up"):
+        make(issuer="X", policy=FAST, clock=clock).enable("alice")
     store.failing = "none"
-    stored = store.get("alice")
-    assert stored is not None
-    assert stored.last_step == phone.counter_at(clock.now - 30)  # nothing was marked used
+    assert store.get("alice") is None
 
 
-def test_store_failure_on_admin_calls(clock: Clock) -> None:
+def test_store_failure_on_admin_calls(clock: FakeClock, shell: str) -> None:
     """Admin calls wrap backend errors too."""
-    service = TwoFactor(FailingStore("insert"), issuer="X", policy=FAST, clock=clock)
-    with pytest.raises(StoreError):
-        service.enable("alice")
+    with ServiceFactory(FailingStore("insert"), shell) as make:
+        service = make(issuer="X", policy=FAST, clock=clock)
+        with pytest.raises(StoreError):
+            service.enable("alice")
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -552,7 +636,7 @@ def test_bad_user_ids(service: TwoFactor, user_id: Any, error: type[Exception]) 
 
 
 @pytest.mark.parametrize("code", [123456, None, b"123456"])
-def test_non_string_codes(service: TwoFactor, clock: Clock, code: Any) -> None:
+def test_non_string_codes(service: TwoFactor, clock: FakeClock, code: Any) -> None:
     """Codes must be strings: anything else is a TypeError before the store is touched."""
     enrol(service, clock)
     for call in (service.verify, service.verify_request, service.use_recovery_code):
@@ -561,9 +645,9 @@ def test_non_string_codes(service: TwoFactor, clock: Clock, code: Any) -> None:
 
 
 @pytest.mark.parametrize("now", [math.nan, math.inf, -1.0, 1e300])
-def test_bad_clock(store: Store, now: float) -> None:
+def test_bad_clock(make_service: MakeService, now: float) -> None:
     """A clock returning NaN, infinity or a negative time is refused, not used."""
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=lambda: now)
+    service = make_service(issuer="X", policy=FAST, clock=lambda: now)
     service.enable("alice")
     with pytest.raises(InvalidTimeError):
         service.verify("alice", "123456")
@@ -581,6 +665,22 @@ def test_constructor_checks(store: Store) -> None:
         TwoFactor(store, issuer="X", cipher=object())  # type: ignore[arg-type]
     with pytest.raises(InvalidURIError):
         TwoFactor(store, issuer="Bad:Issuer")
+
+
+def test_async_constructor_checks(store: Store) -> None:
+    """AsyncTwoFactor refuses the same wrong arguments, at construction (nothing is awaited)."""
+    with ServiceFactory(store, "async") as factory:
+        twin = factory.twin()
+        with pytest.raises(TypeError):
+            AsyncTwoFactor(object(), issuer="X")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            AsyncTwoFactor(twin, issuer="X", policy={"window": 1})  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            AsyncTwoFactor(twin, issuer="X", clock=5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            AsyncTwoFactor(twin, issuer="X", cipher=object())  # type: ignore[arg-type]
+        with pytest.raises(InvalidURIError):
+            AsyncTwoFactor(twin, issuer="Bad:Issuer")
 
 
 BAD_POLICIES: dict[str, tuple[dict[str, Any], type[Exception]]] = {
@@ -606,25 +706,35 @@ def test_bad_policies(options: dict[str, Any], error: type[Exception]) -> None:
 
 
 def test_recovery_check_costs_one_hash(
-    service: TwoFactor, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    service: TwoFactor, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ten codes stored, checking one (right or wrong) derives exactly one hash."""
-    from totpcore import recovery
+    import hashlib
 
     enrol(service, clock)
     codes = service.new_recovery_codes("alice")
-    calls: list[str] = []
-    original = recovery._derive
+    calls: list[bytes] = []
+    original = hashlib.pbkdf2_hmac
 
-    def counting(canonical: str, salt: bytes, iterations: int) -> bytes:
-        calls.append(canonical)
-        return original(canonical, salt, iterations)
+    def counting(name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
+        calls.append(password)
+        return original(name, password, salt, iterations)
 
-    monkeypatch.setattr(recovery, "_derive", counting)
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", counting)
     assert service.use_recovery_code("alice", codes[9])
     assert len(calls) == 1
     assert not service.use_recovery_code("alice", "zzzz-zzzz-zzzz")
     assert len(calls) == 2
+
+
+def fresh_stores(directory: Path, name: str) -> Iterator[Store]:
+    """A new MemoryStore, then a new SQLiteStore in ``directory`` (closed after its turn)."""
+    yield MemoryStore()
+    sqlite = SQLiteStore(directory / f"{name}.sqlite3")
+    try:
+        yield sqlite
+    finally:
+        sqlite.close()
 
 
 @settings(max_examples=150)
@@ -632,35 +742,41 @@ def test_recovery_check_costs_one_hash(
 def test_arbitrary_text_only_yields_verdicts_or_totpcore_errors(
     user_id: str, code: str, other: str
 ) -> None:
-    """Any text as user id or code gives a Verdict or a TotpcoreError, on both stores."""
+    """Any text as user id or code gives a Verdict or a TotpcoreError, on both stores and shells.
+
+    Each shell gets new stores, so both see the same sequence of calls from an empty store.
+    (Hypothesis forbids function-scoped fixtures here, hence the loops.)
+    """
     import tempfile
 
-    clock = Clock()
+    clock = FakeClock()
     with tempfile.TemporaryDirectory() as directory:
-        for store in (MemoryStore(), SQLiteStore(Path(directory) / "fuzz.sqlite3")):
-            service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
-            calls: list[tuple[str, tuple[str, ...]]] = [
-                ("verify", (user_id, code)),
-                ("verify_request", (user_id, code)),
-                ("resync", (user_id, code, other)),
-                ("use_recovery_code", (user_id, code)),
-                ("enable", (user_id,)),
-                ("verify", (user_id, code)),
-                ("complete_setup", (user_id, code)),
-            ]
-            for name, args in calls:
-                try:
-                    result = getattr(service, name)(*args)
-                except TotpcoreError as error:
-                    assert str(error)  # noqa: PT017 - several calls per example
-                else:
-                    assert result is not None
+        for shell in SHELLS:
+            for store in fresh_stores(Path(directory), shell):
+                with ServiceFactory(store, shell) as make:
+                    service = make(issuer="X", policy=FAST, clock=clock)
+                    calls: list[tuple[str, tuple[str, ...]]] = [
+                        ("verify", (user_id, code)),
+                        ("verify_request", (user_id, code)),
+                        ("resync", (user_id, code, other)),
+                        ("use_recovery_code", (user_id, code)),
+                        ("enable", (user_id,)),
+                        ("verify", (user_id, code)),
+                        ("complete_setup", (user_id, code)),
+                    ]
+                    for name, args in calls:
+                        try:
+                            result = getattr(service, name)(*args)
+                        except TotpcoreError as error:
+                            assert str(error)  # noqa: PT017 - several calls per example
+                        else:
+                            assert result is not None
 
 
-def test_throttle_at_the_epoch(store: Store) -> None:
+def test_throttle_at_the_epoch(make_service: MakeService) -> None:
     """A failure at Unix time 0.0 still starts the delay (0.0 is a time, not 'never')."""
-    clock = Clock(0.0)
-    service = TwoFactor(store, issuer="X", policy=FAST, clock=clock)
+    clock = FakeClock(0.0)
+    service = make_service(issuer="X", policy=FAST, clock=clock)
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
     near = {phone.generate(at) for at in (0, 30, 60)}
@@ -669,7 +785,7 @@ def test_throttle_at_the_epoch(store: Store) -> None:
         assert service.complete_setup("alice", wrong).reason is Reason.INVALID
     # Half of the 1 s delay has passed since the failures at 0.0 (stamped 1 ms apart, as
     # attempts at one clock reading are).
-    clock.now = 0.504
+    clock.set(0.504)
     throttled = service.complete_setup("alice", phone.generate(0))
     assert throttled.reason is Reason.THROTTLED
     assert throttled.retry_after == pytest.approx(0.5)
