@@ -132,6 +132,8 @@ class AsyncTwoFactor:
         midway, the batches before the failure stay enabled and the failing one is not;
         enabling again is harmless (users already enabled are left as they are).
         """
+        if not self._ready:
+            await self._prepare()
         core = self._core
         ids = list(dict.fromkeys(user_ids))  # each user once, in the order given
         for user_id in ids:

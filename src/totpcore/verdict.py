@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 __all__ = ["Reason", "Verdict", "describe_drift"]
@@ -64,8 +65,23 @@ class Verdict:
 
     @property
     def message(self) -> str:
-        """What the login page may show; the same for wrong, replayed and malformed codes."""
+        """What the login page may show; the same for wrong, replayed and malformed codes.
+
+        A ``THROTTLED`` verdict says how long to wait: ``retry_after`` rounded up to whole
+        seconds, at least one ("Too many attempts. Try again in 3 seconds.").
+        """
+        if self.reason is Reason.THROTTLED:
+            return _throttled_message(self.retry_after)
         return _MESSAGES[self.reason]
+
+
+def _throttled_message(retry_after: float | None) -> str:
+    """The THROTTLED message: the wait in whole seconds, rounded up (an early retry fails)."""
+    if retry_after is None or not math.isfinite(retry_after):
+        return _MESSAGES[Reason.THROTTLED]
+    seconds = max(1, math.ceil(retry_after))
+    unit = "second" if seconds == 1 else "seconds"
+    return f"Too many attempts. Try again in {seconds} {unit}."
 
 
 def describe_drift(steps: int, period: int) -> str:

@@ -109,7 +109,7 @@ class UserRecord(NamedTuple):
 
     @property
     def failures(self) -> int:
-        """Consecutive failures: the charged attempts since the latest fresh success."""
+        """The number of consecutive failures (charged attempts since the latest fresh success)."""
         since = self.last_success_at
         if since is None:
             return len(self.failure_log)
