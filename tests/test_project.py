@@ -22,7 +22,7 @@ def test_ci_requires_services_and_handles_no_tests() -> None:
     """CI forbids skipping for missing programs and refuses a run that collected no tests."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "TOTPCORE_REQUIRE_SERVICES=1" in ci
-    assert '-eq 5 ]' in ci
+    assert "-eq 5 ]" in ci
     assert "exit 1" in ci.split("-eq 5 ]", 1)[1].split("fi", 1)[0]
 
 
