@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -311,6 +312,224 @@ def test_vectors_template_errors() -> None:
     refused(2, "vectors", "--against", "")
 
 
+# --- messages, version, bare command, option placement ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "python_name"),
+    [
+        (("code", "JBSWY3DPEHPK3PXP"), "use --allow-short-key to", "enforce_key_length"),
+        (("verify", "123456", SECRET, "--window", "11"), "--window must be", "window sides"),
+        (
+            ("verify", "123456", SECRET, "--hotp", "--counter", "0", "--window", "101"),
+            "--window must be",
+            "look_ahead",
+        ),
+        (("secret", "--bits", "64"), "--bits must be at least 128", "a secret needs"),
+        (("secret", "--bits", "130"), "--bits must be", "bits must"),
+        (("code", SECRET, "--digits", "9"), "--digits must be", "digits must"),
+        (("code", SECRET, "--period", "0"), "--period must be", "period must"),
+        (("code", SECRET, "--algorithm", "md5"), "--algorithm must be", "algorithm must"),
+        (("code", SECRET, "--at", "-5"), "--at must not be before", "time must"),
+        (("code", SECRET, "--hotp", "--counter", "-1"), "--counter must be", "counter must"),
+        (("uri", "--account", "a:b"), "--account must not contain", "account must"),
+        (("uri", "--account", "a", "--issuer", " Co"), "--issuer must not", "issuer must"),
+        (("export-migration", TOTP(KEY).uri("a"), "--batch-size", "0"), "--batch-size", "batch_"),
+    ],
+)
+def test_errors_name_the_flags(args: tuple[str, ...], expected: str, python_name: str) -> None:
+    """Library messages that name Python arguments are reworded with the CLI's flag names."""
+    error = refused(2, *args)
+    assert expected in error
+    assert not re.search(rf"(?<!--){re.escape(python_name)}", error), error
+
+
+def test_qr_scale_error_names_the_flag(tmp_path: Path) -> None:
+    """The QR renderer's 'scale' is reported as --scale."""
+    error = refused(2, "qr", TOTP(KEY).uri("a"), "-o", str(tmp_path / "a.png"), "--scale", "2")
+    assert "--scale must be between 4 and 100" in error
+
+
+def test_uri_fields_are_not_blamed_on_flags() -> None:
+    """A bad field inside a URI the user gave is not reworded as a flag they never typed."""
+    error = refused(2, "code", "--uri", f"otpauth://totp/a?secret={SECRET}&digits=9")
+    assert "--digits" not in error
+    assert "digits parameter" in error
+
+
+def test_stray_arguments_are_not_echoed() -> None:
+    """Arguments argparse cannot place are counted, not quoted: they may be secrets."""
+    uri = TOTP(KEY).uri("alice")
+    error = refused(2, "uri", "--account", "a", "--uri", uri)  # uri takes no --uri
+    assert "--uri" in error
+    error = refused(2, "code", SECRET, SECRET + "X", f"--secretfile={SECRET}")
+    assert "--secretfile" in error
+    assert "1 unexpected argument" in error
+    assert "unknown command;" in refused(2, SECRET)
+    assert "unknown command 'verfy'" in refused(2, "verfy")
+
+
+def test_version() -> None:
+    """--version prints 'totpcore VERSION' from the package metadata and exits 0."""
+    from importlib.metadata import version
+
+    assert ok("--version").strip() == f"totpcore {version('totpcore')}"
+
+
+def test_version_without_distribution_metadata() -> None:
+    """From a bare source tree (no installed distribution) --version says 'unknown'."""
+    source = Path(totpcore.cli.__file__).parents[2]
+    environment = {k: v for k, v in os.environ.items() if k != "TOTPCORE_SECRET"}
+    environment["PYTHONPATH"] = str(source)
+    # -S: no site-packages, so no metadata; the package itself comes from PYTHONPATH.
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "totpcore", "--version"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "totpcore unknown"
+
+
+def test_bare_command_prints_usage_and_a_hint() -> None:
+    """A bare 'totpcore' (or 'admin') prints one usage line and a hint, and exits 2."""
+    result = cli()
+    assert result.returncode == 2
+    assert result.stdout == ""
+    usage, hint = result.stderr.splitlines()
+    assert usage.startswith("usage: totpcore ")
+    assert hint.startswith("totpcore: error: ")
+    assert "run 'totpcore --help' for the commands" in hint
+    assert cli("--json").stderr == result.stderr
+    admin = cli("admin", "--db", "x.sqlite3", env={"COLUMNS": "200"})
+    assert admin.returncode == 2
+    usage, hint = admin.stderr.splitlines()
+    assert usage.startswith("usage: totpcore admin ")
+    assert "run 'totpcore admin --help' for the actions" in hint
+
+
+def test_json_before_the_command() -> None:
+    """--json may come before the command too; a command that prints no data refuses it."""
+    before = json.loads(ok("--json", "code", SECRET, "--at", str(AT)))
+    after = json.loads(ok("code", SECRET, "--at", str(AT), "--json"))
+    assert before == after == {"code": TOTP(KEY).generate(AT), "type": "totp", "counter": AT // 30}
+    assert json.loads(ok("--json", "vectors", "--only", "hotp"))[0]["ok"] is True
+    assert "--json" in refused(2, "--json", "qr", TOTP(KEY).uri("a"))
+
+
+def test_admin_global_options_before_or_after_the_action(tmp_path: Path) -> None:
+    """--db, --key-file and --json are accepted before or after the admin action."""
+    db = str(tmp_path / "users.sqlite3")
+    ok("admin", "enable", "carol", "--db", db)
+    ok("admin", "--db", db, "enable", "dave")
+    listed = [
+        json.loads(ok(*args))
+        for args in (
+            ("--json", "admin", "--db", db, "list"),
+            ("admin", "--json", "list", "--db", db),
+            ("admin", "list", "--db", db, "--json"),
+        )
+    ]
+    assert listed[0] == listed[1] == listed[2]
+    assert [row["user"] for row in listed[0]] == ["carol", "dave"]
+    assert "--db" in refused(2, "admin", "status", "carol")
+    assert "--issuer" in refused(2, "admin", "--db", db, "--issuer", "Co", "status", "carol")
+    # The key file is read wherever it is given: a missing one is refused either way.
+    missing = str(tmp_path / "no-keys")
+    assert "key file" in refused(2, "admin", "--key-file", missing, "--db", db, "list")
+    assert "key file" in refused(2, "admin", "list", "--db", db, "--key-file", missing)
+
+
+# --- --hex, --window, --at @, qr from options ------------------------------------------------
+
+
+def test_hex_key_on_code_verify_uri_and_qr(tmp_path: Path) -> None:
+    """--hex takes the key in hex as oathtool does, on code, verify, uri and qr."""
+    expected = oathtool("--totp", f"--now=@{AT}", KEY.hex())
+    assert ok("code", "--hex", KEY.hex(), "--at", str(AT)).strip() == expected
+    assert ok("code", "--hex", KEY.hex().upper(), "--at", str(AT)).strip() == expected
+    assert ok("verify", expected, "--hex", KEY.hex(), "--at", str(AT)).startswith("accepted")
+    uri = ok("uri", "--hex", KEY.hex(), "--account", "alice").strip()
+    assert parse_uri(uri).key == KEY
+    ok("qr", "--hex", KEY.hex(), "--account", "alice", "-o", str(tmp_path / "hex.png"))
+    assert zbar_decode(tmp_path / "hex.png") == uri
+    short = refused(2, "code", "--hex", KEY[:10].hex())
+    assert "--allow-short-key" in short
+    assert ok("code", "--hex", KEY[:10].hex(), "--allow-short-key", "--at", "0").strip().isdigit()
+    for bad in (KEY.hex()[:-1], KEY.hex()[:-2] + "zz", ""):
+        error = refused(2, "code", "--hex", bad)
+        assert "--hex" in error
+        if bad:
+            assert bad not in error
+    assert "one way only" in refused(2, "code", SECRET, "--hex", KEY.hex())
+
+
+def test_code_window_lists_codes_by_offset() -> None:
+    """Command code --window N lists the codes around now by offset; oathtool -w agrees."""
+    text = ok("code", SECRET, "--at", f"@{AT}", "--window", "2").splitlines()
+    assert [line.split()[0] for line in text] == ["-2", "-1", "+0", "+1", "+2"]
+    later = oathtool("--totp", "-w", "2", f"--now=@{AT}", KEY.hex()).split()
+    assert [line.split()[1] for line in text[2:]] == later
+    assert text[0].split()[1] == TOTP(KEY).generate(AT - 60)
+    data = json.loads(ok("code", SECRET, "--at", str(AT), "--window", "1", "--json"))
+    step = AT // 30
+    assert (data["code"], data["counter"]) == (TOTP(KEY).generate(AT), step)
+    assert data["window"] == [
+        {"offset": offset, "counter": step + offset, "code": TOTP(KEY).generate(AT + 30 * offset)}
+        for offset in (-1, 0, 1)
+    ]
+    # HOTP: counters ahead, like verify's window and oathtool -c C -w N.
+    hotp = ok("code", SECRET, "--hotp", "--counter", "5", "--window", "2").splitlines()
+    assert hotp == [
+        f"+{i} {code}" for i, code in enumerate(oathtool("-c", "5", "-w", "2", KEY.hex()).split())
+    ]
+    # At the epoch there is no step before 0.
+    assert [
+        line.split()[0] for line in ok("code", SECRET, "--at", "0", "--window", "1").splitlines()
+    ] == ["+0", "+1"]
+    assert "--window must be between 0 and 10" in refused(2, "code", SECRET, "--window", "11")
+    assert "--window" in refused(2, "code", SECRET, "--window", "-1")
+
+
+def test_at_takes_oathtool_at_seconds() -> None:
+    """--at @SECONDS (oathtool's spelling) equals --at SECONDS and ISO 8601."""
+    plain = ok("code", SECRET, "--at", str(AT))
+    assert ok("code", SECRET, "--at", f"@{AT}") == plain
+    assert ok("code", SECRET, "--at", "2023-11-14T22:13:20Z") == plain
+    assert ok("verify", plain.strip(), SECRET, "--at", f"@{AT}", "--window", "0")
+    assert "@1700000000" in refused(2, "code", SECRET, "--at", "@soon")
+    assert "--at must" in refused(2, "code", SECRET, "--at", "@-5")
+    assert "--at must" in refused(2, "code", SECRET, "--at", "@inf")
+
+
+def test_qr_builds_the_uri_from_options(tmp_path: Path) -> None:
+    """Command qr --secret S --account A --issuer I draws the URI that uri prints for them."""
+    expected = TOTP(KEY).uri("alice@example.com", issuer="Example Co")
+    ok(
+        "qr",
+        "--secret",
+        SECRET,
+        "--account",
+        "alice@example.com",
+        "--issuer",
+        "Example Co",
+        "-o",
+        str(tmp_path / "built.png"),
+    )
+    assert zbar_decode(tmp_path / "built.png") == expected
+    env = {"TOTPCORE_SECRET": SECRET}
+    ok("qr", "--account", "bob", "--hotp", "--counter", "3", "-o", str(tmp_path / "h.png"), env=env)
+    assert parse_uri(zbar_decode(tmp_path / "h.png")) == parse_uri(HOTP(KEY).uri("bob", counter=3))
+    assert "--account" in refused(2, "qr")
+    assert "--account" in refused(2, "qr", "--secret", SECRET)
+    assert "no secret" in refused(2, "qr", "--account", "alice")
+    assert "not both" in refused(2, "qr", expected, "--account", "alice")
+    assert "not both" in refused(2, "qr", expected, "--secret", SECRET)
+
+
 # --- admin ---------------------------------------------------------------------------------
 
 
@@ -438,8 +657,16 @@ def test_cli_module_imports_alone_without_the_service(module: str) -> None:
         f"assert main(['code', '--secret', {SECRET!r}, '--at', '0']) == 0\n"
         f"print(sorted(m for m in sys.modules if m.startswith({HEAVY_MODULES!r})))\n"
     )
+    # Without coverage's hand-off to child processes: coverage itself loads sqlite3, and what
+    # is measured here is the command's own start-up.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
     result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
@@ -476,3 +703,31 @@ def test_cli_modules_form_a_tree() -> None:
             assert not imported
         else:
             assert imported == {common}, f"{path.name} imports {imported}"
+
+
+def test_bench_is_listed_but_loaded_only_for_itself() -> None:
+    """The help lists bench and 'bench --help' works, but other commands never load its module.
+
+    The bench module brings the measuring harness (statistics, timeit, tempfile): importing it
+    for every command would cost each a third more start-up.
+    """
+    program = (
+        "import sys\n"
+        "from totpcore.cli import main\n"
+        f"assert main(['code', '--secret', {SECRET!r}, '--at', '0']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.endswith('bench')))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert re.search(r"^    bench\s", ok("--help"), re.MULTILINE)
+    assert ok("bench", "--help").startswith("usage: totpcore bench")
+    assert "--rounds" in refused(2, "--json", "bench", "--rounds", "0")

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from postgres_server import DATABASE, postgres_fixture  # noqa: F401 - registers the fixture
+from redis_server import redis_server_fixture  # noqa: F401 - registers the fixture
 from totpcore import (
     HOTP,
     TOTP,
@@ -455,3 +457,74 @@ def test_key_file_without_cryptography(tmp_path: Path) -> None:
     assert "pip install 'totpcore[crypto]'" in refused(2, result)
     assert not db.exists()
     assert not leaked(result, KEY_A.hex())
+
+
+# --- messages in command-line terms ---------------------------------------------------------
+
+SERVICE_METHODS = ("begin_setup", "complete_setup", "new_recovery_codes", "import_secret")
+
+
+def test_state_errors_name_the_admin_action(tmp_path: Path) -> None:
+    """Lifecycle refusals name the admin action, never the Python method behind it."""
+    db = tmp_path / "users.sqlite3"
+    ok(db, "enable", "ann")
+    cases = {
+        "admin recovery-codes needs": admin(db, "recovery-codes", "ann"),
+        "admin reset needs": admin(db, "reset", "ann"),
+    }
+    ok(db, "import", "-", stdin=imports_line("ben", BEN_KEY))
+    cases["admin setup needs"] = admin(db, "setup", "ben", stdin="123456\n")
+    for expected, result in cases.items():
+        error = refused(1, result)
+        assert expected in error
+        assert not any(method in result.stderr for method in SERVICE_METHODS)
+
+
+def test_key_errors_name_the_key_file_option(tmp_path: Path) -> None:
+    """Cipher refusals speak of --key-file, not of configuring a service with a cipher."""
+    db, keys = encrypted_store(tmp_path)
+    missing = refused(2, admin(db, "verify", "ben", BEN.now()))
+    assert "give that key with --key-file" in missing
+    assert "configure the service" not in missing
+    wrong = refused(2, admin(db, "verify", "ben", BEN.now(), keys=key_file(tmp_path / "c", KEY_C)))
+    assert "which --key-file does not hold" in wrong
+    assert "this cipher" not in wrong
+    plain = tmp_path / "plain.sqlite3"
+    ok(plain, "enable", "ann")
+    added = refused(2, admin(plain, "enable", "bob", keys=keys))
+    assert "leave out --key-file" in added
+    assert "a cipher cannot" not in added
+
+
+# --- multi-server stores ---------------------------------------------------------------------
+
+
+def _url_lifecycle(db: str) -> None:
+    """Enable, set up, verify and list a user on the store a URL names, as a subprocess."""
+    enabled = admin(db, "enable", "carol", "--json")  # type: ignore[arg-type]
+    assert enabled.returncode == 0, enabled.stderr
+    assert json.loads(enabled.stdout) == {"carol": "setup_pending"}
+    setup = admin(db, "setup", "carol", "--json", stdin="000000\n")  # type: ignore[arg-type]
+    secret = json.loads(setup.stdout.split("\n}\n")[0] + "\n}")["secret"]
+    phone = TOTP.from_secret(secret)
+    listed = admin(db, "list", "--json")  # type: ignore[arg-type]
+    assert json.loads(listed.stdout) == [{"user": "carol", "status": "setup_pending"}]
+    assert phone.now()  # the secret shown is a usable key
+
+
+def test_admin_on_a_redis_url(redis_server: Any) -> None:
+    """``--db redis://...`` runs the admin actions on a RedisStore (a real server)."""
+    _url_lifecycle(redis_server.url)
+
+
+def test_admin_on_a_postgresql_url(postgres: Any) -> None:
+    """``--db postgresql://...`` runs the admin actions on a PostgresStore (a real server)."""
+    host, port = "127.0.0.1", postgres.port
+    _url_lifecycle(f"postgresql://postgres@{host}:{port}/{DATABASE}")
+
+
+def test_admin_refuses_other_url_schemes() -> None:
+    """An unknown URL scheme is a usage error; the URL (it may hold a password) is not echoed."""
+    line = refused(2, admin("mysql://root:hunter2@db/x", "list"))  # type: ignore[arg-type]
+    assert "hunter2" not in line
+    assert "redis://" in line

@@ -5,9 +5,13 @@ standard error, without a traceback, and never contain a secret. Every command t
 data takes ``--json``.
 
 The commands live in submodules (:mod:`~totpcore.cli.engine`, :mod:`~totpcore.cli.vectors`,
-:mod:`~totpcore.cli.migration`, :mod:`~totpcore.cli.admin`), which share only
+:mod:`~totpcore.cli.migration`, :mod:`~totpcore.cli.admin`, :mod:`~totpcore.cli.bench`), which
+share only
 :mod:`~totpcore.cli._common`; this module joins them into one parser and turns every error
-into an exit status.
+into an exit status, with library messages reworded in the command line's terms.
+
+Options that apply to a whole command tree are accepted before or after the (sub)command:
+``--json`` anywhere, ``--db`` and ``--key-file`` before or after the ``admin`` action.
 """
 
 from __future__ import annotations
@@ -15,15 +19,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from totpcore.cli._common import Parser, UsageError, output_options
+from totpcore.cli._common import (
+    Parser,
+    UsageError,
+    cli_message,
+    missing_subcommand,
+    output_options,
+)
 from totpcore.cli.admin import add_admin_parser
 from totpcore.cli.engine import add_engine_parsers
 from totpcore.cli.migration import add_migration_parsers
 from totpcore.cli.vectors import add_vectors_parser
 from totpcore.errors import TotpcoreError, UserStateError
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["build_parser", "main", "package_version", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,17 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 ok, 1 rejected or mismatch, 2 usage or bad input, 130 interrupted.
     """
-    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(arguments))
+    args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
+        vars(args).setdefault("json", False)  # given nowhere (see output_options)
+        if args.json and args.command and not getattr(args, "takes_json", False):
+            raise UsageError(f"{args.command} prints no data; --json does not apply to it")
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except UsageError as error:
         return _fail(str(error), 2)
     except UserStateError as error:
-        return _fail(str(error), 1)
+        return _fail(cli_message(error, args), 1)
     except TotpcoreError as error:
-        return _fail(str(error), 2)
+        return _fail(cli_message(error, args), 2)
     except OSError as error:
         return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), 2)
     except KeyboardInterrupt:
@@ -59,20 +75,86 @@ def run() -> None:
     sys.exit(main())
 
 
-def build_parser() -> Parser:
-    """Build the whole command tree.
+def build_parser(command: str | None = None) -> Parser:
+    """Build the command tree.
+
+    Args:
+        command: The command about to be parsed, when known. ``bench`` is added only for
+            ``bench`` itself and when no command is known (the help lists every command): its
+            module loads the measuring harness, a third more start-up for any other command.
 
     Returns:
         The ``totpcore`` parser; each command sets ``handler`` to the function that runs it.
     """
-    parser = Parser(prog="totpcore", description="TOTP/HOTP codes, secrets, URIs and QR codes.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(
+        prog="totpcore",
+        description="TOTP/HOTP codes, secrets, URIs and QR codes.",
+        epilog="Run 'totpcore COMMAND --help' for a command's options. Exit status: 0 ok, "
+        "1 rejected or mismatch, 2 usage or bad input.",
+    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of text (the same as --json after the command)",
+    )
+    parser.set_defaults(handler=missing_subcommand(parser, "command"))
+    # Not required: a bare 'totpcore' gets a usage line and a hint instead of argparse's error.
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=Parser
+    )
     output = output_options()
     add_engine_parsers(commands, output)
     add_migration_parsers(commands, output)
     add_vectors_parser(commands, output)
     add_admin_parser(commands, output)
+    if command in (None, "bench"):
+        from totpcore.cli.bench import add_bench_parser  # see "command" above
+
+        add_bench_parser(commands, output)
     return parser
+
+
+def _command_word(arguments: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not an option.
+
+    The main parser's own options (``--json``, ``--version``, ``--help``) take no value, so
+    the first other word is the command, or a mistyped one.
+    """
+    return next((word for word in arguments if not word.startswith("-")), None)
+
+
+def package_version() -> str:
+    """The installed distribution's version, or ``"unknown"`` when run from a bare source tree.
+
+    Returns:
+        The version string from the package metadata.
+    """
+    from importlib.metadata import PackageNotFoundError, version  # only for --version
+
+    try:
+        return version("totpcore")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``: read the metadata only when asked (it is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Print ``totpcore VERSION`` and exit 0."""
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
 
 
 def _fail(message: str, status: int) -> int:

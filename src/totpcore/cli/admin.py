@@ -1,5 +1,8 @@
 """``totpcore admin --db PATH [--key-file PATH] ACTION``: the two-factor lifecycle, by hand.
 
+``--db``, ``--key-file`` and ``--json`` go before or after the action; ``--issuer`` is for
+``setup`` only, the one action that shows it (it is not stored).
+
 Parameters:
     Every user keeps the algorithm, digits and period they enrolled with, or that ``import``
     brought in from their phone; ``setup``, ``verify`` and ``resync`` always use the user's
@@ -41,7 +44,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from totpcore._checks import check_user_id
-from totpcore.cli._common import Parser, UsageError, compatibility_warnings, emit
+from totpcore.cli._common import (
+    Parser,
+    UsageError,
+    action_wording,
+    cli_message,
+    compatibility_warnings,
+    emit,
+    missing_subcommand,
+)
 from totpcore.errors import CipherError, MissingDependencyError, TotpcoreError, UserStateError
 from totpcore.secret import MIN_KEY_BYTES, decode_secret
 from totpcore.uri import parse_uri
@@ -67,6 +78,7 @@ _URI_PARAMETERS = ("algorithm", "digits", "period")
 # Users per page of ``admin list``: the store is read in pages so a large one is never
 # fetched in one query.
 _LIST_PAGE = 1000
+_DEFAULT_ISSUER = "totpcore"
 
 
 class _LineError(Exception):
@@ -80,23 +92,30 @@ def add_admin_parser(commands: Any, output: Parser) -> None:
         commands: The main parser's subparsers object.
         output: The parent parser that contributes ``--json``.
     """
-    admin = commands.add_parser("admin", help="manage users' second factor in a SQLite store")
-    admin.add_argument("--db", required=True, metavar="PATH", help="the SQLite database file")
-    admin.add_argument("--issuer", default="totpcore", help="service name shown in apps")
-    admin.add_argument(
-        "--key-file",
-        metavar="PATH",
-        help="AES keys in hex, one per line: the current key first, then old keys "
-        "(needed on an encrypted store by actions that read or write a secret)",
+    store = _store_options()
+    admin = commands.add_parser(
+        "admin",
+        parents=[store, output],
+        help="manage users' second factor in a SQLite store",
+        epilog="--db, --key-file and --json may also follow the action.",
     )
-    actions = admin.add_subparsers(dest="action", required=True, parser_class=Parser)
+    _add_issuer(admin)
+    admin.set_defaults(handler=missing_subcommand(admin, "action"))
+    actions = admin.add_subparsers(
+        title="actions", dest="action", metavar="ACTION", parser_class=Parser
+    )
 
     def action(name: str, help_text: str, *, users: str = "one") -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = actions.add_parser(name, parents=[output], help=help_text)
+        parser: argparse.ArgumentParser = actions.add_parser(
+            name,
+            parents=[store, output],
+            help=help_text,
+            description=help_text[:1].upper() + help_text[1:] + ".",
+        )
         if users == "many":
-            parser.add_argument("users", nargs="+", metavar="USER")
+            parser.add_argument("users", nargs="+", metavar="USER", help="user ids")
         elif users == "one":
-            parser.add_argument("user", metavar="USER")
+            parser.add_argument("user", metavar="USER", help="the user id")
         parser.set_defaults(handler=_run)
         return parser
 
@@ -104,7 +123,10 @@ def add_admin_parser(commands: Any, output: Parser) -> None:
     action("status", "print disabled, setup_pending or active")
     action("list", "list users and their status", users="none")
     setup = action("setup", "show the QR code, secret and parameters, then confirm a code")
-    setup.add_argument("--account", help="account name shown in the app (default: USER)")
+    setup.add_argument(
+        "--account", metavar="NAME", help="account name shown in the app (default: USER)"
+    )
+    _add_issuer(setup)
     action("reset", "new secret, back to setup (active users only)")
     action("disable", "remove the user's second factor")
     action("unlock", "clear failures and the lock")
@@ -125,10 +147,44 @@ def add_admin_parser(commands: Any, output: Parser) -> None:
         users="none",
     )
     verify = action("verify", "check a login code (counts as an attempt and uses the code up)")
-    verify.add_argument("code", metavar="CODE")
+    verify.add_argument("code", metavar="CODE", help="the code to check")
     resync = action("resync", "resynchronise a device from two consecutive codes")
-    resync.add_argument("code1", metavar="CODE1")
-    resync.add_argument("code2", metavar="CODE2")
+    resync.add_argument("code1", metavar="CODE1", help="a code from the device")
+    resync.add_argument("code2", metavar="CODE2", help="the code that follows it")
+
+
+def _store_options() -> Parser:
+    """``--db`` and ``--key-file``, for ``admin`` and again for each action.
+
+    Both levels store them only when given (``argparse.SUPPRESS``): a default on the action
+    would overwrite a value given before it. :func:`_run` checks ``--db`` is there.
+    """
+    options = Parser(add_help=False)
+    group = options.add_argument_group("store")
+    group.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        default=argparse.SUPPRESS,
+        help="the store: a SQLite database file, or a redis:// or postgresql:// URL (required)",
+    )
+    group.add_argument(
+        "--key-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="AES keys in hex, one per line: the current key first, then old keys "
+        "(needed on an encrypted store by actions that read or write a secret)",
+    )
+    return options
+
+
+def _add_issuer(parser: argparse.ArgumentParser) -> None:
+    """``--issuer``: the service name ``setup`` puts in the URI (``admin`` takes it too)."""
+    parser.add_argument(
+        "--issuer",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help=f"setup: service name shown in apps (default {_DEFAULT_ISSUER})",
+    )
 
 
 # --- dispatch ------------------------------------------------------------------------------
@@ -140,15 +196,12 @@ def _run(args: argparse.Namespace) -> int:
     Everything that can be refused without the database (the key file, the import file) is
     read first, so a mistake there never creates or touches a database.
     """
+    _check_options(args)
     cipher = None if args.key_file is None else _load_cipher(args.key_file)
     if args.action == "rotate-key" and cipher is None:
         raise UsageError("rotate-key needs --key-file: the new key first, then the old keys")
     data = _read_input(args.file) if args.action == "import" else b""
-    if args.action not in _CREATES_DATABASE and not os.path.exists(args.db):
-        raise UsageError(f"no database at {args.db} ('admin enable' creates one)")
-    from totpcore.stores.sqlite import SQLiteStore  # see "Start-up" above
-
-    store = SQLiteStore(args.db)
+    store = _open_store(args.db, creates=args.action in _CREATES_DATABASE)
     try:
         keyless = _KEYLESS_ACTIONS.get(args.action)
         if keyless is not None:
@@ -159,6 +212,40 @@ def _run(args: argparse.Namespace) -> int:
         return _SECRET_ACTIONS[args.action](service, args)
     finally:
         store.close()
+
+
+def _open_store(db: str, *, creates: bool) -> Any:
+    """The store ``--db`` names: a SQLite file, or a ``redis://`` / ``postgresql://`` URL.
+
+    Redis and PostgreSQL need their extras (``totpcore[redis]``, ``totpcore[postgres]``); the
+    URL's password is never echoed in an error.
+    """
+    scheme = db.partition("://")[0].lower() if "://" in db else ""
+    if scheme in ("redis", "rediss", "unix"):
+        from totpcore.stores.redis import RedisStore  # see "Start-up" above
+
+        return RedisStore.from_url(db)
+    if scheme in ("postgres", "postgresql"):
+        from totpcore.stores.postgres import PostgresStore  # see "Start-up" above
+
+        return PostgresStore(db)
+    if scheme:
+        raise UsageError("--db takes a SQLite file path, or a redis:// or postgresql:// URL")
+    if not creates and not os.path.exists(db):
+        raise UsageError(f"no database at {db} ('admin enable' creates one)")
+    from totpcore.stores.sqlite import SQLiteStore  # see "Start-up" above
+
+    return SQLiteStore(db)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Fill in the options given at neither level, and refuse what does not apply."""
+    if "db" not in args:
+        raise UsageError("admin needs --db PATH|URL: a SQLite file, or a Redis or PostgreSQL URL")
+    if "issuer" in args and args.action != "setup":
+        raise UsageError("--issuer is for admin setup only: it is not stored")
+    args.key_file = getattr(args, "key_file", None)
+    args.issuer = getattr(args, "issuer", _DEFAULT_ISSUER)
 
 
 def _service(
@@ -174,12 +261,13 @@ def _service(
     try:
         return TwoFactor(store, issuer=args.issuer, cipher=cipher)
     except CipherError as error:
+        message = cli_message(error, args)
         if cipher is None:
-            raise UsageError(f"{error} (give it with --key-file)") from None
+            raise UsageError(message) from None
         # Fingerprints identify keys without revealing them: naming the file's lets an
         # operator see at once which key file they picked up.
         held = ", ".join(cipher.fingerprints())
-        raise UsageError(f"{error} (--key-file holds {held})") from None
+        raise UsageError(f"{message} (--key-file holds {held})") from None
 
 
 # --- key file ------------------------------------------------------------------------------
@@ -471,7 +559,7 @@ def _import_line(service: TwoFactor, raw: bytes, *, first: bool) -> tuple[str | 
             )
         service.import_secret(user_id, key, **options)
     except (_LineError, TotpcoreError) as error:
-        return user, str(error)
+        return user, action_wording(str(error), "import")
     return user, None
 
 

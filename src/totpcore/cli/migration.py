@@ -26,14 +26,22 @@ def add_migration_parsers(commands: Any, output: Parser) -> None:
     imports = commands.add_parser(
         "import-migration", parents=[output], help="decode Google Authenticator exports"
     )
-    imports.add_argument("uris", nargs="+", metavar="URI")
+    imports.add_argument(
+        "uris", nargs="+", metavar="URI", help="otpauth-migration:// URIs (one per QR code)"
+    )
     imports.set_defaults(handler=_cmd_import_migration)
 
     exports = commands.add_parser(
         "export-migration", parents=[output], help="encode otpauth URIs as an export"
     )
-    exports.add_argument("uris", nargs="+", metavar="URI")
-    exports.add_argument("--batch-size", type=int, default=10, help="accounts per QR code")
+    exports.add_argument("uris", nargs="+", metavar="URI", help="otpauth:// URIs")
+    exports.add_argument(
+        "--batch-size",
+        type=int,
+        default=10,
+        metavar="N",
+        help="accounts per QR code (1-100, default 10)",
+    )
     exports.set_defaults(handler=_cmd_export_migration)
 
 
