@@ -13,59 +13,34 @@ the absolute figures are printed only for scale.
 
 The floor is what a careful hand-written verifier costs with nothing but the standard library:
 HMAC pad states precomputed once, and per candidate two hash copies, the truncation and an
-integer compare. It has no input validation at all, so it is a lower bound, not a competitor.
+integer compare. It has no input validation at all, so it is a lower bound, not a competitor
+(``totpcore._bench.floor_functions``, which ``totpcore bench`` uses too).
+
+Verify is timed with a wrong code (every contender does its full work) and with a correct one
+(the current step's code, refreshed before each round): the floor computes the whole window
+either way, so the correct-code ratio shows what a match costs the engine on top (building its
+``Match``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import struct
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _harness import interleaved, table
+from _harness import Timing, interleaved, table
 
 import totpcore
+from totpcore._bench import floor_functions, wrong_code
 
 KEY = bytes(range(20))
 SECRET = totpcore.encode_secret(KEY)
 PERIOD = 30
-
-
-def floor_functions() -> tuple[Callable[[str], bool], Callable[[int], str]]:
-    """Return (verify, generate) written directly on hashlib, with nothing but the arithmetic."""
-    block = KEY.ljust(64, b"\0")
-    inner = hashlib.sha1(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha1(bytes(b ^ 0x5C for b in block))
-    pack: Callable[[int], bytes] = struct.Struct(">Q").pack
-    unpack: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_from
-
-    def truncated(counter: int) -> int:
-        mac = inner.copy()
-        mac.update(pack(counter))
-        outer_mac = outer.copy()
-        outer_mac.update(mac.digest())
-        digest = outer_mac.digest()
-        return (unpack(digest, digest[-1] & 15)[0] & 0x7FFFFFFF) % 1_000_000
-
-    def verify(code: str) -> bool:
-        wanted = int(code)
-        counter = int(time.time()) // PERIOD
-        found = False
-        for candidate in (counter - 1, counter, counter + 1):
-            if truncated(candidate) == wanted:
-                found = True
-        return found
-
-    def generate(at: int) -> str:
-        # %-formatting, as the engine uses: the fastest zero-padding in CPython.
-        return "%06d" % truncated(at // PERIOD)  # noqa: UP031
-
-    return verify, generate
+#: The current step's code, shared by the correct-code contenders and refreshed every round.
+CORRECT = [""]
 
 
 def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
@@ -78,22 +53,21 @@ def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
     engine = totpcore.TOTP(KEY)
     reference = pyotp.TOTP(SECRET)
     crypto = crypto_totp.TOTP(KEY, 6, SHA1(), PERIOD, enforce_key_length=False)
-    floor_verify, floor_generate = floor_functions()
+    floor_verify, floor_generate = floor_functions(KEY, PERIOD)
     now = int(time.time())
     # A code that matches no step in the window, so every contender does its full work.
-    wrong = next(
-        code
-        for code in (f"{n:06d}" for n in range(1_000_000))
-        if code not in {engine.generate(now + d * PERIOD) for d in (-2, -1, 0, 1, 2)}
-    )
+    wrong = wrong_code(engine, now)
     wrong_bytes = wrong.encode()
+    # The current step's code, refreshed before each round (see main).
+    correct = CORRECT
+    correct[0] = engine.now()
 
-    def crypto_window_verify() -> bool:
+    def crypto_window_verify(code: bytes) -> bool:
         # cryptography checks one step; a ±1 window is three calls.
         at = int(time.time())
         for delta in (-PERIOD, 0, PERIOD):
             try:
-                crypto.verify(wrong_bytes, at + delta)
+                crypto.verify(code, at + delta)
             except InvalidToken:
                 continue
             return True
@@ -104,7 +78,15 @@ def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
             "stdlib floor": lambda: floor_verify(wrong),
             "totpcore TOTP.verify": lambda: engine.verify(wrong),
             "pyotp TOTP.verify(valid_window=1)": lambda: reference.verify(wrong, valid_window=1),
-            "cryptography TOTP.verify x3": crypto_window_verify,
+            "cryptography TOTP.verify x3": lambda: crypto_window_verify(wrong_bytes),
+        },
+        "verify (correct code, window ±1)": {
+            "stdlib floor": lambda: floor_verify(correct[0]),
+            "totpcore TOTP.verify": lambda: engine.verify(correct[0]),
+            "pyotp TOTP.verify(valid_window=1)": lambda: reference.verify(
+                correct[0], valid_window=1
+            ),
+            "cryptography TOTP.verify x3": lambda: crypto_window_verify(correct[0].encode()),
         },
         "generate": {
             "stdlib floor": lambda: floor_generate(now),
@@ -115,11 +97,18 @@ def contenders() -> dict[str, dict[str, Callable[[], Any]]]:
     }
 
 
-def measure(rounds: int, number: int) -> dict[str, dict[str, dict[str, float]]]:
+def measure(rounds: int, number: int) -> dict[str, dict[str, Timing]]:
     """Time every group; per contender, the median ratio to the floor and the ns per call."""
     groups = contenders()
+    engine = totpcore.TOTP(KEY)
+
+    def refresh() -> None:
+        # A code stays correct for at least 30 s after its step began (window ±1); a round
+        # takes well under that.
+        CORRECT[0] = engine.now()
+
     return {
-        group: interleaved(functions, rounds=rounds, number=number)
+        group: interleaved(functions, rounds=rounds, number=number, before_round=refresh)
         for group, functions in groups.items()
     }
 

@@ -4,8 +4,9 @@ Run from a checkout with the test extra installed::
 
     python benches/bench_service.py              # default: 21 rounds
     python benches/bench_service.py --rounds 31 --json
+    python benches/bench_service.py --only population --users 100000
 
-Two comparisons, each timed in interleaved rounds in one process (see ``_harness.py``):
+Each comparison is timed in interleaved rounds in one process (see ``_harness.py``):
 
 memory
     ``TwoFactor`` on a ``MemoryStore`` against ``TOTP.verify`` of the engine on the same codes
@@ -23,25 +24,55 @@ sqlite
     executed inline on a second database file with the same settings: the charge
     (``UPDATE ... RETURNING``) and the compare-and-set (``UPDATE``), each its own durable
     transaction. What is left is the service's own work.
+
+population (wrong codes; correct codes)
+    The case users have: a ``MemoryStore`` holding ``--users`` enrolled users (100,000 by
+    default; each imported with a key derived from the user id), a random user per request,
+    the clock one step further at each request (so no correct code is a replay), with and
+    without ``AESGCMCipher``. The floor is the engine's ``TOTP.verify`` of one prebuilt key on
+    the same kind of code. Two reference rows: the engine building ``TOTP(key)`` for every
+    request (what a verifier without any per-user cache pays), and the service on a population
+    small enough (4,000 users) to stay in its key cache, which shows what the cache misses of
+    the large population cost.
+
+key cache memory
+    What one entry of the service's cache of per-user HMAC states costs: a ``Keyed`` (two
+    hash objects holding the pad states) in an ``lru_cache`` keyed as the service keys it.
+    Python's allocations are counted with tracemalloc; the hash objects' OpenSSL contexts are
+    allocated outside Python's allocator, so the growth of the resident set is measured too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import functools
+import gc
 import json
+import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import interleaved, table
+from _harness import Timing, interleaved, markdown, table
 
 import totpcore
+from totpcore._bench import (
+    derived_key,
+    enrol,
+    population_ids,
+    replay,
+    requests,
+)
+from totpcore._engine import Keyed
 
 # The statements SQLiteStore issues for one operation, written out here so that the floor does
 # not depend on the store's private code: an immediate transaction that reads the row and
@@ -54,6 +85,7 @@ _UPDATE = (
 )
 
 START = 1_700_000_010.0
+GROUPS = ("memory", "async", "sqlite", "population", "memory-per-entry")
 
 
 class SteppingService:
@@ -226,31 +258,213 @@ def async_group(rounds: int, number: int) -> dict[str, dict[str, float]]:
     return asyncio.run(run())
 
 
+#: Requests each population contender gets beyond the timed ones, to tally its verdicts.
+CHECKED = 300
+#: The population that fits the service's key cache (4,096 entries).
+SMALL_POPULATION = 4000
+
+
+class Population:
+    """A TwoFactor on a MemoryStore holding ``count`` users enrolled with derived keys."""
+
+    def __init__(self, count: int, *, cipher: totpcore.SecretCipher | None = None) -> None:
+        self.clock = [START]
+        self.ids = population_ids(count)
+        self.service = totpcore.TwoFactor(
+            totpcore.MemoryStore(), issuer="Bench", clock=lambda: self.clock[0], cipher=cipher
+        )
+        started = time.perf_counter()
+        enrol(self.service, self.ids)
+        self.enrol_seconds = time.perf_counter() - started
+
+    def traffic(self, count: int, *, correct: bool, seed: int) -> Callable[[], Any]:
+        """A callable sending the next of ``count`` requests of random users."""
+        stream = requests(self.ids, count, correct=correct, start=self.clock[0], seed=seed)
+        return replay(self.service.verify, self.clock, stream)
+
+
+def population_group(
+    correct: bool, users: int, rounds: int, number: int
+) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """The population contenders for one kind of code, and a note of each one's enrolment."""
+    count = rounds * number + CHECKED
+    seed = 1 if correct else 2
+    # The floor: the engine on one prebuilt key, the same kind of code, one step per call.
+    single = population_ids(1, prefix="floor")
+    floor_stream = requests(single, count, correct=correct, seed=seed)
+    engine = totpcore.TOTP(derived_key(single[0]))
+    cold_stream = requests(population_ids(users), count, correct=correct, seed=seed)
+    keys = [derived_key(user_id) for user_id in cold_stream.users]
+    position = [0, 0]
+
+    def engine_verify() -> Any:
+        index = position[0]
+        position[0] = index + 1
+        return engine.verify(floor_stream.codes[index], at=floor_stream.times[index])
+
+    def engine_cold() -> Any:
+        index = position[1]
+        position[1] = index + 1
+        otp = totpcore.TOTP(keys[index])
+        return otp.verify(cold_stream.codes[index], at=cold_stream.times[index])
+
+    plain = Population(users)
+    sealed = Population(users, cipher=totpcore.AESGCMCipher(os.urandom(32)))
+    small = Population(SMALL_POPULATION)
+    kind = "correct" if correct else "wrong"
+    contenders = {
+        f"engine TOTP.verify, one prebuilt key, {kind} code (floor)": engine_verify,
+        "engine TOTP(key) built per request + verify (no key cache)": engine_cold,
+        f"TwoFactor.verify, {users:,} users": plain.traffic(count, correct=correct, seed=seed),
+        f"TwoFactor.verify, {users:,} users, AESGCMCipher": sealed.traffic(
+            count, correct=correct, seed=seed
+        ),
+        f"TwoFactor.verify, {SMALL_POPULATION:,} users (all in the key cache)": small.traffic(
+            count, correct=correct, seed=seed
+        ),
+    }
+    notes = {
+        f"{users:,} users": f"enrolled in {plain.enrol_seconds:.1f} s",
+        f"{users:,} users, AESGCMCipher": f"enrolled in {sealed.enrol_seconds:.1f} s",
+    }
+    return contenders, notes
+
+
+def tally(contenders: dict[str, Callable[[], Any]]) -> dict[str, str]:
+    """Send each contender's remaining requests and count the verdicts (a sanity check)."""
+    counts = {}
+    for name, send in contenders.items():
+        if not name.startswith("TwoFactor"):
+            continue
+        reasons = collections.Counter(send().reason.value for _ in range(CHECKED))
+        counts[name] = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+    return counts
+
+
+def resident_bytes() -> int:
+    """The process's resident set size, in bytes (Linux)."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def key_cache_memory(entries: int, *, cipher: bool, probe: bool = False) -> dict[str, float]:
+    """Bytes per entry of a key cache like the service's, filled with ``entries`` users.
+
+    The arguments (ids and stored secrets) already exist in the store, so only the entry
+    itself, its ``Keyed`` and (with a cipher) the decrypted key are counted.
+    """
+    ids = population_ids(entries)
+    secrets = [os.urandom(59 if cipher else 20) for _ in ids]
+    plain_keys = [derived_key(user_id) for user_id in ids] if cipher else secrets
+
+    def build(user_id: str, secret: bytes, generation: int, algorithm: str, digits: int) -> Keyed:
+        index = int(user_id[4:])
+        # With a cipher, decrypting yields a fresh bytes object per entry.
+        key = bytes(memoryview(plain_keys[index])) if cipher else plain_keys[index]
+        return Keyed(key, digits=digits, algorithm=algorithm)
+
+    def fill() -> Any:
+        cache = functools.lru_cache(maxsize=entries)(build)
+        generation = 2**61 + 12345
+        for user_id, secret in zip(ids, secrets, strict=True):
+            cache(user_id, secret, generation, "SHA1", 6)
+        return cache
+
+    if probe:
+        # In a fresh process (see main): memory freed earlier would be reused and hide the
+        # growth of the resident set.
+        gc.collect()
+        rss_before = resident_bytes()
+        cache = fill()
+        return {"rss": (resident_bytes() - rss_before) / entries}
+    command = [sys.executable, __file__, "--rss-probe", "cipher" if cipher else "plain"]
+    command += ["--users", str(entries)]
+    probed = subprocess.run(command, capture_output=True, text=True, check=True)
+    rss = float(probed.stdout)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    cache = fill()
+    traced = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del cache
+    return {"tracemalloc": traced / entries, "rss": rss}
+
+
+def population_results(
+    users: int, rounds: int, number: int
+) -> tuple[dict[str, dict[str, Timing]], dict[str, str]]:
+    """Time both population groups; also return the enrolment and verdict notes."""
+    results: dict[str, dict[str, Timing]] = {}
+    notes: dict[str, str] = {}
+    for correct in (False, True):
+        contenders, enrolled = population_group(correct, users, rounds, number)
+        group = f"population, {'correct' if correct else 'wrong'} codes"
+        results[group] = interleaved(contenders, rounds=rounds, number=number)
+        notes.update(enrolled)
+        notes.update({f"{group}: {name}": counts for name, counts in tally(contenders).items()})
+        del contenders
+        gc.collect()
+    return results, notes
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both comparisons and print Markdown tables (or JSON)."""
+    """Run the comparisons and print Markdown tables (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--number", type=int, default=3000, help="calls per round (memory)")
     parser.add_argument("--sqlite-number", type=int, default=150, help="calls per round (SQLite)")
+    parser.add_argument("--users", type=int, default=100_000, help="population size")
+    parser.add_argument(
+        "--only", choices=GROUPS, action="append", help="run only these groups (repeatable)"
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rss-probe", choices=("plain", "cipher"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_probe:
+        cipher = args.rss_probe == "cipher"
+        print(key_cache_memory(args.users, cipher=cipher, probe=True)["rss"])
+        return 0
+    only = set(args.only or GROUPS)
+    results: dict[str, dict[str, Timing]] = {}
+    notes: dict[str, str] = {}
+    memory = {}
+    if "memory-per-entry" in only:
+        memory = {
+            "without cipher": key_cache_memory(args.users, cipher=False),
+            "with AESGCMCipher": key_cache_memory(args.users, cipher=True),
+        }
     with tempfile.TemporaryDirectory() as directory:
-        results = {
-            "memory": interleaved(
+        if "memory" in only:
+            results["memory"] = interleaved(
                 memory_group(args.rounds, args.number), rounds=args.rounds, number=args.number
-            ),
-            "async": async_group(args.rounds, args.number),
-            "sqlite": interleaved(
+            )
+        if "async" in only:
+            results["async"] = async_group(args.rounds, args.number)
+        if "sqlite" in only:
+            results["sqlite"] = interleaved(
                 sqlite_group(Path(directory), args.rounds, args.sqlite_number),
                 rounds=args.rounds,
                 number=args.sqlite_number,
-            ),
-        }
+            )
+    if "population" in only:
+        population, notes = population_results(args.users, args.rounds, args.number)
+        results.update(population)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"results": results, "notes": notes, "key_cache": memory}, indent=2))
         return 0
     print(f"Python {sys.version.split()[0]}, {args.rounds} rounds\n")
-    print(table(results, floor_label="first row of its group"))
+    if results:
+        print(table(results, floor_label="first row of its group"))
+    for name, note in notes.items():
+        print(f"- {name}: {note}")
+    if memory:
+        print()
+        rows = [
+            [name, f"{row['tracemalloc']:.0f}", f"{row['rss']:.0f}"] for name, row in memory.items()
+        ]
+        headings = ["key cache entry", "bytes (tracemalloc)", "bytes (resident set)"]
+        print(markdown(headings, rows))
     return 0
 
 
