@@ -360,3 +360,24 @@ def test_verdicts_are_built_only_in_core_verdicts() -> None:
     assert builders, "no Verdict(...) call found: the scan is broken"
     assert {entry.partition(":")[0] for entry in builders} == {"_core/verdicts.py"}, builders
     assert aliases == []
+
+
+def test_testing_without_pytest_names_what_to_install() -> None:
+    """Importing totpcore.testing where pytest is missing raises MissingDependencyError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['pytest'] = None\n"
+        "from totpcore.errors import MissingDependencyError\n"
+        "try:\n"
+        "    import totpcore.testing\n"
+        "except MissingDependencyError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install pytest" in result.stdout
