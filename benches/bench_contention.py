@@ -128,7 +128,7 @@ def begin_retrying(connection: sqlite3.Connection, chooser: random.Random, store
             connection.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
                 raise
             elapsed = time.monotonic() - started
             if elapsed >= 10.0:

@@ -66,7 +66,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from totpcore.errors import InvalidParameterError, StoreError
 from totpcore.stores import _rules
@@ -308,15 +308,18 @@ class SQLiteStore:
         def rule(row: UserRecord | None) -> tuple[UserRecord | None, tuple[object, bool]]:
             charged, attempt = _rules.charge(row, status=status, now=now, limits=limits)
             decision = evaluate(attempt)
-            if not attempt.allowed or not isinstance(decision, MarkRequest):
+            # A plain attribute test: isinstance() against the runtime-checkable MarkRequest
+            # protocol costs more than the rest of the decision.
+            if not attempt.allowed or getattr(decision, "charged_at", None) is None:
                 return charged, (decision, False)
+            mark = cast(MarkRequest, decision)
             marked = _rules.mark_used(
                 charged,
-                generation=decision.generation,
-                step=decision.step,
-                drift=decision.drift,
-                allow_equal=decision.allow_equal,
-                charged_at=decision.charged_at,
+                generation=mark.generation,
+                step=mark.step,
+                drift=mark.drift,
+                allow_equal=mark.allow_equal,
+                charged_at=mark.charged_at,
             )
             return (charged, (decision, False)) if marked is None else (marked, (decision, True))
 
@@ -625,16 +628,16 @@ def _connect(path: str, timeout: float, synchronous: str) -> sqlite3.Connection:
 def _patiently(action: Callable[[], _T], timeout: float) -> _T:
     """Run ``action``, retrying while SQLite says the database is busy, for ``timeout`` seconds.
 
-    Returns what ``action`` returns. Sleeps are random (1 to 10 ms, then 0.2 to
-    1 ms once 100 ms have passed), so that the writers that waited longest poll most often,
-    unlike SQLite's busy handler, whose sleeps grow to 100 ms. ``action`` must change nothing
-    when it fails busy (SQLite guarantees it for BEGIN, COMMIT and single statements). After
+    Returns what ``action`` returns. Sleeps are random (1 to 10 ms, then 0.2 to 1 ms once
+    100 ms have passed), so that the writers that waited longest poll most often, unlike
+    SQLite's busy handler, whose sleeps grow to 100 ms. ``action`` must change nothing when it
+    fails busy (SQLite guarantees it for BEGIN, COMMIT and single statements). After
     ``timeout`` the last busy error is raised.
     """
     try:
         return action()  # the common case: no clock read at all
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+        if not _busy(error):
             raise
     started = time.monotonic()
     deadline = started + timeout
@@ -646,10 +649,15 @@ def _patiently(action: Callable[[], _T], timeout: float) -> _T:
         try:
             return action()
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            if not _busy(error) or time.monotonic() >= deadline:
                 raise
-            if time.monotonic() >= deadline:
-                raise
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite reported the database busy (any extended code of SQLITE_BUSY)."""
+    # getattr: an OperationalError made outside SQLite (a test double) has no code.
+    code: int = getattr(error, "sqlite_errorcode", 0)
+    return code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
