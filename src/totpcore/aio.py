@@ -343,6 +343,11 @@ class AsyncTwoFactor:
         is still inside the window, because a client sends the same code with every request
         of a 30-second step. An older step is never accepted. A repeat only takes back its own
         charge: it never clears earlier failures, so it cannot reset the throttle.
+
+        ``code`` must be a ``str``: a missing header is the empty string (answered MALFORMED,
+        or SETUP_REQUIRED / NOT_ENABLED by the user's state), as the adapters in
+        :mod:`totpcore.web` pass it. ``None`` is a programming error and raises ``TypeError``,
+        like any other non-string.
         """
         return await self._check(user_id, code, True)
 
