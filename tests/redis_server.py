@@ -49,11 +49,25 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server")
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+def free_port(*, bus: bool = False) -> int:
+    """A loopback TCP port nobody listens on right now.
+
+    With ``bus``, also ``port + 10000`` must be a free, valid port: a cluster node listens
+    there for its bus, and refuses to start when that passes 65535.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if not bus:
+            return port
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
         return port
 
 
@@ -96,7 +110,7 @@ class RedisServer:
         self._replica_of = replica_of
         self._cluster = cluster
         self.directory = Path(tempfile.mkdtemp(prefix="totpcore-redis-"))
-        self.port = free_port()
+        self.port = free_port(bus=cluster)
         self._process: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:

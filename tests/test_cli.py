@@ -376,11 +376,18 @@ def test_version() -> None:
     assert ok("--version").strip() == f"totpcore {version('totpcore')}"
 
 
-def test_version_without_distribution_metadata() -> None:
-    """From a bare source tree (no installed distribution) --version says 'unknown'."""
-    source = Path(totpcore.cli.__file__).parents[2]
+def test_version_without_distribution_metadata(tmp_path: Path) -> None:
+    """From a bare source tree (no installed distribution) --version says 'unknown'.
+
+    The package is copied alone into a temporary directory, so this holds whether the tests
+    run against a checkout or an installed wheel (whose metadata sits beside the package).
+    """
+    import shutil
+
+    package = Path(totpcore.cli.__file__).parents[1]
+    shutil.copytree(package, tmp_path / "totpcore", ignore=shutil.ignore_patterns("__pycache__"))
     environment = {k: v for k, v in os.environ.items() if k != "TOTPCORE_SECRET"}
-    environment["PYTHONPATH"] = str(source)
+    environment["PYTHONPATH"] = str(tmp_path)
     # -S: no site-packages, so no metadata; the package itself comes from PYTHONPATH.
     result = subprocess.run(
         [sys.executable, "-S", "-m", "totpcore", "--version"],
