@@ -246,9 +246,9 @@ class SQLiteStore:
         with self._errors(), self._borrowed() as connection:
             rows = _patiently(
                 lambda: connection.execute(
-                    f"SELECT user_id FROM {_TABLE} WHERE ?1 IS NULL OR user_id > ?1 "
-                    "ORDER BY user_id LIMIT ?2",
-                    (after, -1 if limit is None else max(limit, 0)),
+                    f"SELECT user_id FROM {_TABLE} WHERE :after IS NULL OR user_id > :after "
+                    "ORDER BY user_id LIMIT :limit",
+                    {"after": after, "limit": -1 if limit is None else max(limit, 0)},
                 ).fetchall(),
                 self._timeout,
             )
