@@ -170,6 +170,24 @@ class RacyMemoryStore(MemoryStore):
         self._rows[user_id] = changed
         return True
 
+    def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """The one-lock login check, read-then-write (broken on purpose)."""
+        changed, outcome = _rules.charge_and_mark(
+            self.get(user_id), status=status, now=now, limits=limits, evaluate=evaluate
+        )
+        if changed is not None:
+            time.sleep(self.PAUSE)
+            self._rows[user_id] = changed
+        return outcome
+
     def mark_used(
         self,
         user_id: str,

@@ -178,8 +178,21 @@ def test_objects_are_frozen(key: bytes) -> None:
         TOTP(key).digits = 8  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         HOTP(key).key = b"x" * 20  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         Match(1, 0).offset = 3  # type: ignore[misc]
+
+
+def test_match_is_a_true_named_pair() -> None:
+    """A Match is always true (even step 0, offset 0), so ``if match:`` can never misread one.
+
+    Match is a named tuple: it unpacks as ``(counter, offset)`` and equals that pair.
+    """
+    match = TOTP(bytes(range(20))).verify(TOTP(bytes(range(20))).generate(0), at=0)
+    assert match == Match(0, 0)
+    assert bool(match) is True
+    counter, offset = match
+    assert (counter, offset) == (match.counter, match.offset) == (0, 0)
+    assert type(match) is Match
 
 
 def test_key_never_in_repr_or_str(key: bytes) -> None:
@@ -465,7 +478,9 @@ def test_match_is_the_nearest_matching_step(
     short = Keyed(key, digits=digits, algorithm="SHA1")
     values = {counter: value % 10**digits for counter, value in full.items()}
     wanted = values[target]
-    assert short.around(wanted, step, past, future) == nearest_match(values, wanted, step)
+    nearest = nearest_match(values, wanted, step)
+    assert nearest is not None
+    assert short.around(wanted, step, past, future) == nearest.counter
 
 
 # --- HOTP ----------------------------------------------------------------------------------
@@ -663,18 +678,29 @@ def test_keyed_around_computes_the_clipped_window_whole(
 ) -> None:
     """around() computes every counter of the window, clipped to 0 .. 2**64-1.
 
-    The code is the first counter's, so an early exit would show as a shorter log. The offset
-    is measured from the expected counter, not from the clipped window's start.
+    The code is the first counter's, so an early exit would show as a shorter log; the counter
+    returned is one of the window's and produces the code.
     """
     keyed = Keyed(key, digits=6, algorithm="SHA1")
     first_value = keyed.value(computed[0])
     log: list[int] = []
     keyed.inner = RecordingHash(keyed.inner, log)
-    match = keyed.around(first_value, counter, past, future)
+    matched = keyed.around(first_value, counter, past, future)
     assert log == list(computed)
-    assert match is not None
-    assert match.offset == match.counter - counter
-    assert keyed.value(match.counter) == first_value
+    assert matched in computed
+    assert keyed.value(matched) == first_value
+
+
+def test_keyed_around_answers_minus_one_for_no_match(key: bytes) -> None:
+    """around() answers -1, never a counter, when no counter of the window has the code.
+
+    -1 is below every valid counter, so a caller testing ``< 0`` cannot mistake it for one.
+    """
+    keyed = Keyed(key, digits=6, algorithm="SHA1")
+    values = {keyed.value(counter) for counter in range(99, 102)}
+    wrong = next(value for value in range(10**6) if value not in values)
+    assert keyed.around(wrong, 100, 1, 1) == -1
+    assert keyed.around(keyed.value(101), 100, 1, 1) == 101
 
 
 @pytest.mark.parametrize(

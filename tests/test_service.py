@@ -554,14 +554,21 @@ def test_async_cipher_check_waits_for_the_first_call(store: Store, clock: FakeCl
 
 
 class FailingStore(MemoryStore):
-    """A MemoryStore whose chosen operation raises, as a broken database would."""
+    """A MemoryStore whose chosen operation raises, as a broken database would.
+
+    A failing ``begin_attempt`` or ``mark_used`` also breaks ``charge_and_mark``, the one-lock
+    login both shells use on this store, which does the work of both.
+    """
 
     def __init__(self, failing: str) -> None:
         super().__init__()
         self.failing = failing
 
     def __getattribute__(self, name: str) -> Any:
-        if name == object.__getattribute__(self, "failing"):
+        failing = object.__getattribute__(self, "failing")
+        if name == failing or (
+            name == "charge_and_mark" and failing in ("begin_attempt", "mark_used")
+        ):
 
             def broken(*args: Any, **kwargs: Any) -> Any:
                 raise OSError("disk on fire; secret=JBSWY3DPEHPK3PXP")

@@ -24,7 +24,7 @@ from totpcore.errors import (
 
 if TYPE_CHECKING:
     from totpcore._checks import MAX_USER_ID_LENGTH
-    from totpcore._core import MAX_CODE_LENGTH
+    from totpcore._core import DEFAULT_KEY_CACHE_SIZE, MAX_CODE_LENGTH, MAX_KEY_CACHE_SIZE
     from totpcore.aio import AsyncTwoFactor
     from totpcore.cipher import AESGCMCipher, SecretCipher
     from totpcore.migration import MigrationBatch, build_migration_uris, parse_migration_uri
@@ -84,6 +84,8 @@ _LAZY = {
     "Verdict": "totpcore.verdict",
     "MAX_USER_ID_LENGTH": "totpcore._checks",
     "MAX_CODE_LENGTH": "totpcore._core",
+    "DEFAULT_KEY_CACHE_SIZE": "totpcore._core",
+    "MAX_KEY_CACHE_SIZE": "totpcore._core",
     "AsyncTwoFactor": "totpcore.aio",
     "AESGCMCipher": "totpcore.cipher",
     "SecretCipher": "totpcore.cipher",
@@ -115,8 +117,10 @@ _LAZY = {
 }
 
 __all__ = [
+    "DEFAULT_KEY_CACHE_SIZE",
     "HOTP",
     "MAX_CODE_LENGTH",
+    "MAX_KEY_CACHE_SIZE",
     "MAX_LOCKOUT_FAILURES",
     "MAX_LOOK_AHEAD",
     "MAX_SECRET_LENGTH",

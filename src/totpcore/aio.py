@@ -11,7 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from totpcore._core import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING, Check, Core
+from totpcore._core import (
+    CIPHER_SETTING,
+    DEFAULT_KEY_CACHE_SIZE,
+    LEGACY_SETTING,
+    LOCKOUT_SETTING,
+    Check,
+    Core,
+)
 from totpcore._shell import is_async_store, store_errors, store_failure
 from totpcore.cipher import SecretCipher
 from totpcore.errors import TotpcoreError
@@ -47,9 +54,16 @@ class AsyncTwoFactor:
         policy: Windows, throttling, drift and the parameters of new enrolments.
         clock: Returns the current Unix time in seconds; inject one in tests.
         cipher: Encrypts secrets before they reach the store; ``None`` stores them as is.
+        key_cache_size: How many users' keys to keep decrypted, with their HMAC state
+            precomputed (least recently used out first); 0 keeps none. Each entry takes about
+            0.85 KB. A miss costs about half a verify (more with a cipher), so size it to the
+            users active at once: see the performance guide.
 
     Raises:
-        TypeError: ``store``, ``policy``, ``clock`` or ``cipher`` is of the wrong kind.
+        TypeError: ``store``, ``policy``, ``clock``, ``cipher`` or ``key_cache_size`` is of
+            the wrong kind.
+        InvalidParameterError: ``key_cache_size`` is negative or over
+            :data:`~totpcore.MAX_KEY_CACHE_SIZE`.
         InvalidURIError: ``issuer`` cannot appear in an otpauth URI.
         CipherError: (on the first call) the store's secrets are encrypted and ``cipher`` is
             missing or has none of the store's keys, or ``cipher`` is given for a store of
@@ -68,13 +82,20 @@ class AsyncTwoFactor:
         policy: Policy = Policy(),  # noqa: B008 - Policy is frozen, sharing it is safe
         clock: Callable[[], float] = time.time,
         cipher: SecretCipher | None = None,
+        key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
     ) -> None:
         if not isinstance(store, AsyncStore) or not is_async_store(store):
             raise TypeError(
                 "store must implement the totpcore AsyncStore protocol "
                 "(use TwoFactor with a sync Store)"
             )
-        self._core = Core(issuer=issuer, policy=policy, clock=clock, cipher=cipher)
+        self._core = Core(
+            issuer=issuer,
+            policy=policy,
+            clock=clock,
+            cipher=cipher,
+            key_cache_size=key_cache_size,
+        )
         self.store = store
         # A store that can run the whole check in one transaction (one durable commit).
         self._one_commit = isinstance(store, OneCommitCheck)

@@ -33,7 +33,7 @@ from totpcore._checks import (
     check_period,
     check_t0,
 )
-from totpcore._engine import Keyed, Match, code_value
+from totpcore._engine import Keyed, Match, code_value, new_match
 from totpcore.errors import (
     InvalidParameterError,
     InvalidSecretError,
@@ -164,7 +164,8 @@ class HOTP:
             )
         if wanted is None:
             return None
-        return self._keyed.around(wanted, counter, 0, look_ahead)
+        matched = self._keyed.around(wanted, counter, 0, look_ahead)
+        return None if matched < 0 else new_match((matched, matched - counter))
 
     def uri(self, account: str, *, issuer: str | None = None, counter: int = 0) -> str:
         """Return the ``otpauth://hotp/...`` URI for authenticator apps, starting at ``counter``."""
@@ -302,7 +303,13 @@ class TOTP:
             InvalidParameterError: ``window`` is out of range.
             TypeError: ``code`` is not a ``str``, or ``at`` or ``window`` has the wrong type.
         """
-        wanted = code_value(code, self.digits)
+        # The usual code (exactly ``digits`` ASCII digits) is read inline; anything else takes
+        # code_value, which also strips grouping spaces and raises for a non-str.
+        digits = self.digits
+        if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
+            wanted: int | None = int(code)
+        else:
+            wanted = code_value(code, digits)
         if at is None and self.t0 == 0:
             # The common case, without the checks _step makes: the system clock is past 1970
             # and far from 2**64 steps, and int() of a positive float is its floor.
@@ -316,7 +323,8 @@ class TOTP:
             past, future = _window(window)
         if wanted is None:
             return None
-        return self._keyed.around(wanted, counter, past, future)
+        matched = self._keyed.around(wanted, counter, past, future)
+        return None if matched < 0 else new_match((matched, matched - counter))
 
     def uri(self, account: str, *, issuer: str | None = None) -> str:
         """Return the ``otpauth://totp/...`` URI to show as a QR code on a setup screen.

@@ -13,13 +13,21 @@ from totpcore._core.decide import (
     MarkUsed,
     Resync,
 )
-from totpcore._core.keys import CIPHER_SETTING, LEGACY_SETTING, LOCKOUT_SETTING
+from totpcore._core.keys import (
+    CIPHER_SETTING,
+    DEFAULT_KEY_CACHE_SIZE,
+    LEGACY_SETTING,
+    LOCKOUT_SETTING,
+    MAX_KEY_CACHE_SIZE,
+)
 
 __all__ = [
     "CIPHER_SETTING",
+    "DEFAULT_KEY_CACHE_SIZE",
     "LEGACY_SETTING",
     "LOCKOUT_SETTING",
     "MAX_CODE_LENGTH",
+    "MAX_KEY_CACHE_SIZE",
     "Activate",
     "Check",
     "Consume",

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from totpcore._checks import MAX_USER_ID_LENGTH, check_user_id
 from totpcore._core import verdicts
-from totpcore._core.keys import Keys
+from totpcore._core.keys import DEFAULT_KEY_CACHE_SIZE, Keys
 from totpcore._engine import Keyed
 from totpcore.errors import InvalidSecretError, InvalidTimeError, StoreError, UserStateError
 from totpcore.otp import TOTP
@@ -128,10 +128,17 @@ class Core:
         policy: Windows, throttling, drift and the parameters of new enrolments.
         clock: Returns the current Unix time in seconds.
         cipher: Encrypts secrets at rest, or ``None``.
+        key_cache_size: How many users' decrypted, precomputed keys to keep.
     """
 
     def __init__(
-        self, *, issuer: str, policy: Policy, clock: Callable[[], float], cipher: object
+        self,
+        *,
+        issuer: str,
+        policy: Policy,
+        clock: Callable[[], float],
+        cipher: object,
+        key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError("policy must be a totpcore Policy")
@@ -141,7 +148,7 @@ class Core:
         OTPAuthURI(kind="totp", account="check", issuer=issuer, key=b"\0")
         self.issuer = issuer
         self.policy = policy
-        self.keys = Keys(cipher)  # type: ignore[arg-type]  # Keys checks the protocol
+        self.keys = Keys(cipher, cache_size=key_cache_size)  # type: ignore[arg-type]  # checked
         self._keyed = self.keys.keyed
         self.limits = Limits(
             free=policy.free_failures,
@@ -359,13 +366,13 @@ class Core:
         # Centre the window on where this user's device is known to be. The cache is called
         # directly (not through keyed_of), and fields are read by position: the hot path.
         keyed = self._keyed(record[0], record[2], record[3], record[4], record[5])
-        match = keyed.around(check[0], current + drift, window, window)
-        if match is None:
+        step = keyed.around(check[0], current + drift, window, window)
+        if step < 0:
             return verdicts.INVALID
-        step = match.counter
         # A repeat (API-header mode) tells nothing new about the device's clock; learning from
-        # it would let one code walk the window backwards and never expire.
-        if step != record.last_step:
+        # it would let one code walk the window backwards and never expire. A phone in step
+        # with no drift (the usual case) has nothing to learn either.
+        if step != record.last_step and (step != current or drift):
             drift = self.learned_drift(step - current, drift, period)
         stamp = record.last_failure_at
         return _new_mark(
@@ -404,13 +411,11 @@ class Core:
             return verdicts.INVALID
         window = self._window
         current = int(check.now) // record.period
-        match = self.keyed_of(record).around(check.value, current, window, window)
-        if match is None:
+        step = self.keyed_of(record).around(check.value, current, window, window)
+        if step < 0:
             return verdicts.INVALID
-        drift = self.learned_drift(match.offset, 0, record.period)
-        return Activate(
-            record.generation, match.counter, drift, _stamp(record, check), record.period
-        )
+        drift = self.learned_drift(step - current, 0, record.period)
+        return Activate(record.generation, step, drift, _stamp(record, check), record.period)
 
     def activated(self, plan: Activate, won: bool) -> Verdict:
         """The verdict once the store answered the activation."""

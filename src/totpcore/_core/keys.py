@@ -11,10 +11,18 @@ from functools import lru_cache
 
 from totpcore._engine import Keyed
 from totpcore.cipher import SecretCipher
-from totpcore.errors import CipherError, TotpcoreError
+from totpcore.errors import CipherError, InvalidParameterError, TotpcoreError
 from totpcore.stores.protocol import UserRecord
 
-__all__ = ["CIPHER_SETTING", "LEGACY_SETTING", "LOCKOUT_SETTING", "PLAINTEXT", "Keys"]
+__all__ = [
+    "CIPHER_SETTING",
+    "DEFAULT_KEY_CACHE_SIZE",
+    "LEGACY_SETTING",
+    "LOCKOUT_SETTING",
+    "MAX_KEY_CACHE_SIZE",
+    "PLAINTEXT",
+    "Keys",
+]
 
 #: Store setting (``Store.get_meta``) naming the key fingerprint, or :data:`PLAINTEXT`.
 CIPHER_SETTING = "cipher"
@@ -25,21 +33,37 @@ LOCKOUT_SETTING = "lockout_failures"
 PLAINTEXT = "none"
 _LEGACY_POSSIBLE = "possible"
 _LEGACY_REWRITTEN = "rewritten"
-_CACHE_SIZE = 4096
+#: How many users' HMAC states a service keeps by default (about 0.85 KB each).
+DEFAULT_KEY_CACHE_SIZE = 4096
+#: The largest key cache a service accepts (about 8.5 GB at 0.85 KB per user).
+MAX_KEY_CACHE_SIZE = 10_000_000
 
 
 class Keys:
-    """The service's view of stored secrets: seal, open, and keyed HMAC state per user."""
+    """The service's view of stored secrets: seal, open, and keyed HMAC state per user.
 
-    def __init__(self, cipher: SecretCipher | None) -> None:
+    Args:
+        cipher: The service's cipher, or ``None``.
+        cache_size: How many users' keys to keep decrypted and precomputed; 0 for none.
+    """
+
+    def __init__(
+        self, cipher: SecretCipher | None, *, cache_size: int = DEFAULT_KEY_CACHE_SIZE
+    ) -> None:
         if cipher is not None and not isinstance(cipher, SecretCipher):
             raise TypeError("cipher must implement the totpcore SecretCipher protocol")
+        if type(cache_size) is not int:
+            raise TypeError("key_cache_size must be an int")
+        if not 0 <= cache_size <= MAX_KEY_CACHE_SIZE:
+            raise InvalidParameterError(
+                f"key_cache_size must be from 0 to {MAX_KEY_CACHE_SIZE:,}, got {cache_size}"
+            )
         self.cipher = cipher
         self.legacy = False
         # Decrypting a secret and precomputing its HMAC pads costs more than the verify; keyed
         # by the stored bytes, user, generation and parameters, so a new secret can never hit
         # an old entry.
-        self.keyed: Callable[[str, bytes, int, str, int], Keyed] = lru_cache(maxsize=_CACHE_SIZE)(
+        self.keyed: Callable[[str, bytes, int, str, int], Keyed] = lru_cache(maxsize=cache_size)(
             self._build
         )
 

@@ -66,6 +66,28 @@ class AsyncAdapter:
             self._sync.begin_attempt, user_id, status=status, now=now, limits=limits
         )
 
+    async def charge_and_mark(
+        self,
+        user_id: str,
+        *,
+        status: Status,
+        now: float,
+        limits: Limits,
+        evaluate: Callable[[Attempt], object],
+    ) -> tuple[object, bool]:
+        """As :meth:`OneCommitCheck.charge_and_mark`: the whole login check, atomically.
+
+        ``evaluate`` runs where the sync store runs it (inline, or in the worker thread).
+        """
+        return await self._call(
+            self._sync.charge_and_mark,
+            user_id,
+            status=status,
+            now=now,
+            limits=limits,
+            evaluate=evaluate,
+        )
+
     async def mark_used(
         self,
         user_id: str,

@@ -13,13 +13,16 @@ or ``None`` when the operation's condition does not hold and nothing may change.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import cast
 
 from totpcore._throttle import BUDGET_SECONDS, delay_after
-from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
+from totpcore.stores.protocol import Attempt, Limits, MarkRequest, Status, UserRecord
 
 __all__ = [
     "activate",
     "charge",
+    "charge_and_mark",
     "consume_recovery_hash",
     "mark_used",
     "resync",
@@ -71,6 +74,38 @@ def charge(
          stamp, since, locked_at, (*log, stamp), hashes)
     )  # fmt: skip
     return charged, _attempt((charged, True))
+
+
+def charge_and_mark(
+    record: UserRecord | None,
+    *,
+    status: Status,
+    now: float,
+    limits: Limits,
+    evaluate: Callable[[Attempt], object],
+) -> tuple[UserRecord | None, tuple[object, bool]]:
+    """Charge, evaluate and mark in one step (see :class:`~totpcore.stores.OneCommitCheck`).
+
+    Returns the record to write (``None``: no write) and what the caller answers: the
+    decision ``evaluate`` made and whether its compare-and-set won. An exception from
+    ``evaluate`` propagates before anything is written, so the store keeps the record as read.
+    """
+    charged, attempt = charge(record, status=status, now=now, limits=limits)
+    decision = evaluate(attempt)
+    # A plain attribute test: isinstance() against the runtime-checkable MarkRequest protocol
+    # costs more than the rest of the decision.
+    if not attempt.allowed or getattr(decision, "charged_at", None) is None:
+        return charged, (decision, False)
+    mark = cast(MarkRequest, decision)
+    marked = mark_used(
+        charged,
+        generation=mark.generation,
+        step=mark.step,
+        drift=mark.drift,
+        allow_equal=mark.allow_equal,
+        charged_at=mark.charged_at,
+    )
+    return (charged, (decision, False)) if marked is None else (marked, (decision, True))
 
 
 def _tally(

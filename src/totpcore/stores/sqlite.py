@@ -66,12 +66,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from totpcore.errors import InvalidParameterError, StoreError
 from totpcore.stores import _rules
 from totpcore.stores._adapter import AsyncAdapter
-from totpcore.stores.protocol import Attempt, Limits, MarkRequest, Status, UserRecord
+from totpcore.stores.protocol import Attempt, Limits, Status, UserRecord
 
 __all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
 
@@ -304,26 +304,12 @@ class SQLiteStore:
         held) and the compare-and-set it asks for are written together, so a login costs one
         fsync instead of two and no crash can separate the charge from its outcome.
         """
-
-        def rule(row: UserRecord | None) -> tuple[UserRecord | None, tuple[object, bool]]:
-            charged, attempt = _rules.charge(row, status=status, now=now, limits=limits)
-            decision = evaluate(attempt)
-            # A plain attribute test: isinstance() against the runtime-checkable MarkRequest
-            # protocol costs more than the rest of the decision.
-            if not attempt.allowed or getattr(decision, "charged_at", None) is None:
-                return charged, (decision, False)
-            mark = cast(MarkRequest, decision)
-            marked = _rules.mark_used(
-                charged,
-                generation=mark.generation,
-                step=mark.step,
-                drift=mark.drift,
-                allow_equal=mark.allow_equal,
-                charged_at=mark.charged_at,
-            )
-            return (charged, (decision, False)) if marked is None else (marked, (decision, True))
-
-        return self._modify(user_id, rule)
+        return self._modify(
+            user_id,
+            lambda row: _rules.charge_and_mark(
+                row, status=status, now=now, limits=limits, evaluate=evaluate
+            ),
+        )
 
     def mark_used(
         self,
@@ -782,25 +768,6 @@ class AsyncSQLiteStore(AsyncAdapter):
     def close(self) -> None:
         """Close the underlying store's connections."""
         self._sync.close()
-
-    async def charge_and_mark(
-        self,
-        user_id: str,
-        *,
-        status: Status,
-        now: float,
-        limits: Limits,
-        evaluate: Callable[[Attempt], object],
-    ) -> tuple[object, bool]:
-        """As :meth:`SQLiteStore.charge_and_mark`, in a worker thread (one durable commit)."""
-        return await self._call(
-            self._sync.charge_and_mark,
-            user_id,
-            status=status,
-            now=now,
-            limits=limits,
-            evaluate=evaluate,
-        )
 
     async def __aenter__(self) -> AsyncSQLiteStore:
         return self

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import pytest
 
+from totpcore.errors import StoreError
 from totpcore.stores.protocol import (
     AsyncStore,
     AsyncUserListing,
@@ -53,6 +54,20 @@ T = TypeVar("T")
 LIMITS = Limits(free=5, base=1.0, cap=900.0, lockout=100)
 NOW = 1_700_000_000.0
 THREADS = 16
+
+
+class _Mark(NamedTuple):
+    """A decision asking for a mark, as the service's plans do (see MarkRequest)."""
+
+    generation: int
+    step: int
+    drift: int
+    allow_equal: bool
+    charged_at: float
+
+
+class _EvaluationError(Exception):
+    """What a failing decision raises in the one-commit contract tests."""
 
 
 def _record(user_id: str = "alice", *, status: Status = Status.ACTIVE, **fields: Any) -> UserRecord:
@@ -510,6 +525,120 @@ class StoreContract:
         )
         store.insert(_record("bob", status=Status.SETUP_PENDING))
         assert not store.set_recovery_hashes("bob", generation=7, hashes=("x$1",))
+
+    # --- one-commit login (optional) -----------------------------------------------------
+
+    def _one_commit(self, store: Any) -> Any:
+        """The store's ``charge_and_mark``, or a skip when it does not offer the capability."""
+        charge_and_mark = getattr(store, "charge_and_mark", None)
+        if not callable(charge_and_mark):
+            pytest.skip("this store does not offer the optional OneCommitCheck capability")
+        return charge_and_mark
+
+    def test_one_commit_login_charges_marks_and_refunds(self, store: Store) -> None:
+        """charge_and_mark: a mark above the last step wins and takes back its own charge.
+
+        ``evaluate`` sees the charged attempt, as begin_attempt returns it; the same step
+        again loses, and that attempt stays charged.
+        """
+        charge_and_mark = self._one_commit(store)
+        store.insert(_record(**_run(2, NOW - 10)))
+        seen: list[Any] = []
+
+        def evaluate(attempt: Any) -> _Mark:
+            seen.append(attempt)
+            return _Mark(7, 100, -1, False, attempt.record.last_failure_at)
+
+        decision, won = charge_and_mark(
+            "alice", status=Status.ACTIVE, now=NOW, limits=LIMITS, evaluate=evaluate
+        )
+        assert won is True
+        assert decision == _Mark(7, 100, -1, False, NOW)
+        assert seen[0].allowed is True
+        assert seen[0].record.failure_log == (NOW - 11, NOW - 10, NOW)
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.last_step, stored.drift, stored.last_success_at) == (100, -1, NOW)
+        assert stored.failure_log == (NOW - 11, NOW - 10)  # only its own charge went back
+        decision, won = charge_and_mark(
+            "alice", status=Status.ACTIVE, now=NOW + 1, limits=LIMITS, evaluate=evaluate
+        )
+        assert won is False
+        stored = store.get("alice")
+        assert stored is not None
+        assert stored.last_step == 100
+        assert stored.failure_log == (NOW - 11, NOW - 10, NOW + 1)
+
+    def test_one_commit_refusal_stays_charged(self, store: Store) -> None:
+        """A decision that asks for no mark (a wrong code) is returned, and the charge kept."""
+        charge_and_mark = self._one_commit(store)
+        store.insert(_record())
+        decision, won = charge_and_mark(
+            "alice", status=Status.ACTIVE, now=NOW, limits=LIMITS, evaluate=lambda _: "invalid"
+        )
+        assert (decision, won) == ("invalid", False)
+        stored = store.get("alice")
+        assert stored is not None
+        assert (stored.failures, stored.last_step) == (1, None)
+
+    def test_one_commit_throttled_attempt_is_refused_uncharged(self, store: Store) -> None:
+        """Past the free failures and inside the wait, evaluate sees a refused attempt.
+
+        Even a decision asking for a mark is then not applied, and nothing is written.
+        """
+        charge_and_mark = self._one_commit(store)
+        before = _record(**_run(LIMITS.free, NOW))
+        store.insert(before)
+        allowed: list[bool] = []
+
+        def evaluate(attempt: Any) -> _Mark:
+            allowed.append(attempt.allowed)
+            return _Mark(7, 100, 0, False, NOW)
+
+        _, won = charge_and_mark(
+            "alice", status=Status.ACTIVE, now=NOW, limits=LIMITS, evaluate=evaluate
+        )
+        assert (allowed, won) == ([False], False)
+        assert store.get("alice") == before
+
+    def test_one_commit_failed_evaluation_writes_nothing(self, store: Store) -> None:
+        """An exception from evaluate propagates (perhaps as StoreError); nothing is charged."""
+        charge_and_mark = self._one_commit(store)
+        before = _record()
+        store.insert(before)
+
+        def evaluate(_: Any) -> object:
+            raise _EvaluationError("the cipher is broken")
+
+        with pytest.raises((_EvaluationError, StoreError)):
+            charge_and_mark(
+                "alice", status=Status.ACTIVE, now=NOW, limits=LIMITS, evaluate=evaluate
+            )
+        assert store.get("alice") == before
+
+    def test_parallel_one_commit_logins_have_one_winner(self, store: Store) -> None:
+        """16 threads logging in with one step: exactly one wins, in each of 10 rounds.
+
+        Also exactly the free attempts are evaluated per round, as with begin_attempt.
+        """
+        charge_and_mark = self._one_commit(store)
+        store.insert(_record())
+        limits = Limits(free=THREADS, base=1.0, cap=1.0, lockout=LIMITS.lockout)
+        for step in range(1, 11):
+            store.unlock("alice")
+            results = _race(
+                THREADS,
+                lambda _, step=step: charge_and_mark(  # type: ignore[misc]
+                    "alice",
+                    status=Status.ACTIVE,
+                    now=NOW + step,
+                    limits=limits,
+                    evaluate=lambda attempt, step=step: _Mark(
+                        7, step, 0, False, attempt.record.last_failure_at
+                    ),
+                )[1],
+            )
+            assert results.count(True) == 1, f"step {step}: {results.count(True)} winners"
 
     # --- concurrency ---------------------------------------------------------------------
 
