@@ -679,6 +679,61 @@ def test_cli_module_imports_alone_without_the_service(module: str) -> None:
     assert result.stdout.splitlines()[-1] == "[]"
 
 
+# What `totpcore code` must start without: each is only needed by other commands or paths,
+# and each costs start-up (dataclasses loads inspect; the stock help formatter loads shutil).
+LAZY_FOR_CODE = (
+    "dataclasses", "datetime", "inspect", "random", "secrets", "shutil", "sqlite3",
+    "totpcore.cli.bench", "totpcore.service", "totpcore.stores", "totpcore.uri", "urllib",
+)  # fmt: skip
+
+
+def test_code_loads_only_what_it_uses() -> None:
+    """``totpcore code`` loads none of the modules only other commands need.
+
+    Measured as the modules the command adds after ``import totpcore``, in a fresh
+    interpreter, so that whatever the environment's start-up loads does not count.
+    """
+    program = (
+        "import sys\n"
+        "import totpcore\n"
+        "before = set(sys.modules)\n"
+        "from totpcore.cli import main\n"
+        f"assert main(['code', '--secret', {SECRET!r}]) == 0\n"
+        "added = set(sys.modules) - before\n"
+        f"print(sorted(m for m in added if m.startswith({LAZY_FOR_CODE!r})))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_mistyped_command_still_lists_every_command() -> None:
+    """Only the named command's parser is built, but a word naming none gets the full tree."""
+    result = subprocess.run(
+        [sys.executable, "-m", "totpcore", "cod", "--secret", SECRET],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown command 'cod'" in result.stderr
+    assert SECRET not in result.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "totpcore", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("code", "verify", "admin", "vectors", "import-migration", "bench"):
+        assert command in listing
+
+
 def cli_imports(path: Path) -> tuple[set[str], list[str]]:
     """The totpcore.cli modules a file imports anywhere (functions too), and private names."""
     modules: set[str] = set()

@@ -195,6 +195,30 @@ def test_match_is_a_true_named_pair() -> None:
     assert type(match) is Match
 
 
+def test_objects_are_values(key: bytes) -> None:
+    """Equal options make equal, equally hashed objects; pickling rebuilds and re-checks them.
+
+    enforce_key_length is not part of the value (it only decides what construction accepts),
+    and fields cannot be deleted either.
+    """
+    import pickle
+
+    totp = TOTP(key, digits=8, period=60, t0=30)
+    assert totp == TOTP(bytearray(key), digits=8, period=60, t0=30, enforce_key_length=False)
+    assert hash(totp) == hash(TOTP(key, digits=8, period=60, t0=30))
+    assert totp != TOTP(key, digits=8, period=60)
+    assert totp != HOTP(key, digits=8)
+    assert len({HOTP(key), HOTP(key), HOTP(key, algorithm="sha256")}) == 2
+    for otp in (totp, HOTP(key, algorithm="SHA512")):
+        copy = pickle.loads(pickle.dumps(otp))
+        assert copy == otp
+        assert copy.generate(59) == otp.generate(59)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del totp.period
+    with pytest.raises(AttributeError):
+        totp.extra = 1  # type: ignore[attr-defined]
+
+
 def test_key_never_in_repr_or_str(key: bytes) -> None:
     """Neither the key bytes nor its base32 or hex form appear in repr() or str()."""
     secret = encode_secret(key)

@@ -20,9 +20,9 @@ counter.
 from __future__ import annotations
 
 import math
+import sys
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from totpcore._checks import (
     MAX_COUNTER,
@@ -42,6 +42,9 @@ from totpcore.errors import (
 )
 from totpcore.secret import MIN_KEY_BYTES, decode_secret
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
 __all__ = ["HOTP", "MAX_LOOK_AHEAD", "MAX_WINDOW", "TOTP", "Match", "Time", "Window", "hotp"]
 
 #: Largest number of steps a TOTP window may reach on either side of the current step. Every
@@ -52,13 +55,21 @@ MAX_WINDOW = 10
 #: Largest HOTP look-ahead (RFC 4226 §7.4 resynchronisation parameter ``s``).
 MAX_LOOK_AHEAD = 100
 
-#: A time: Unix seconds (``int`` or ``float``) or a timezone-aware ``datetime``.
-Time = int | float | datetime
+#: A time: Unix seconds (``int`` or ``float``) or a timezone-aware ``datetime.datetime``.
+#: (Written as a string: importing :mod:`datetime` would cost every command-line call; a
+#: caller passing a ``datetime`` has imported it already.)
+Time: TypeAlias = "int | float | datetime"
 #: A verification window: ``n`` steps each side, or a ``(past, future)`` pair.
-Window = int | tuple[int, int]
+Window: TypeAlias = int | tuple[int, int]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_SECOND = timedelta(seconds=1)
+
+def _frozen(self: object, name: str, *_: object) -> NoReturn:
+    """Refuse to change or delete a field: HOTP and TOTP are immutable values."""
+    # The same exception a frozen dataclass raises (an AttributeError); dataclasses is only
+    # imported on this error path.
+    from dataclasses import FrozenInstanceError
+
+    raise FrozenInstanceError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
 
 
 def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") -> str:
@@ -75,7 +86,6 @@ def hotp(key: bytes, counter: int, *, digits: int = 6, algorithm: str = "SHA1") 
     return HOTP(key, digits=digits, algorithm=algorithm, enforce_key_length=False).generate(counter)
 
 
-@dataclass(frozen=True, slots=True)
 class HOTP:
     """An RFC 4226 counter-based generator and verifier.
 
@@ -90,18 +100,49 @@ class HOTP:
         InvalidSecretError: the key is empty or too short.
         InvalidParameterError: ``digits`` or ``algorithm`` is out of range.
         TypeError: an option has the wrong type.
+
+    Instances are immutable, hashable, and equal when key, digits and algorithm are; the key
+    never appears in their ``repr``.
     """
 
-    key: bytes = field(repr=False)
-    digits: int = field(default=6, kw_only=True)
-    algorithm: str = field(default="SHA1", kw_only=True)
-    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
-    # The precomputed HMAC state, built in __post_init__, so that each code costs two hash
-    # copies instead of a full HMAC setup.
-    _keyed: Keyed = field(init=False, repr=False, compare=False)
+    # A plain class with slots rather than a dataclass: importing dataclasses (and inspect,
+    # which it loads) would double the start-up of every command-line call.
+    __slots__ = ("_keyed", "algorithm", "digits", "enforce_key_length", "key")
 
-    def __post_init__(self) -> None:
-        _set_up(self)
+    key: bytes
+    digits: int
+    algorithm: str
+    enforce_key_length: bool
+    # The precomputed HMAC state, built once, so that each code costs two hash copies
+    # instead of a full HMAC setup.
+    _keyed: Keyed
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        enforce_key_length: bool = True,
+    ) -> None:
+        _set_up(self, key, digits, algorithm, enforce_key_length)
+
+    def __repr__(self) -> str:
+        return f"HOTP(digits={self.digits!r}, algorithm={self.algorithm!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not HOTP:
+            return NotImplemented
+        return _identity(self) == _identity(other)
+
+    def __hash__(self) -> int:
+        return hash(_identity(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor, so an unpickled object is checked like a new one.
+        return _rebuild, (HOTP, self.key, _options(self))
+
+    __setattr__ = __delattr__ = _frozen
 
     @classmethod
     def from_secret(
@@ -184,7 +225,6 @@ class HOTP:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class TOTP:
     """An RFC 6238 time-based generator and verifier.
 
@@ -201,22 +241,55 @@ class TOTP:
         InvalidSecretError: the key is empty or too short.
         InvalidParameterError: an option is out of range.
         TypeError: an option has the wrong type.
+
+    Instances are immutable, hashable, and equal when key, digits, algorithm, period and t0
+    are; the key never appears in their ``repr``.
     """
 
-    key: bytes = field(repr=False)
-    digits: int = field(default=6, kw_only=True)
-    algorithm: str = field(default="SHA1", kw_only=True)
-    enforce_key_length: bool = field(default=True, kw_only=True, compare=False)
-    period: int = field(default=30, kw_only=True)
-    t0: int = field(default=0, kw_only=True)
-    # The precomputed HMAC state, built in __post_init__, so that each code costs two hash
-    # copies instead of a full HMAC setup.
-    _keyed: Keyed = field(init=False, repr=False, compare=False)
+    # A plain class with slots rather than a dataclass: see HOTP.
+    __slots__ = ("_keyed", "algorithm", "digits", "enforce_key_length", "key", "period", "t0")
 
-    def __post_init__(self) -> None:
-        _set_up(self)
-        check_period(self.period)
-        check_t0(self.t0)
+    key: bytes
+    digits: int
+    algorithm: str
+    enforce_key_length: bool
+    period: int
+    t0: int
+    _keyed: Keyed
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        enforce_key_length: bool = True,
+        period: int = 30,
+        t0: int = 0,
+    ) -> None:
+        _set_up(self, key, digits, algorithm, enforce_key_length)
+        object.__setattr__(self, "period", check_period(period))
+        object.__setattr__(self, "t0", check_t0(t0))
+
+    def __repr__(self) -> str:
+        return (
+            f"TOTP(digits={self.digits!r}, algorithm={self.algorithm!r}, "
+            f"period={self.period!r}, t0={self.t0!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TOTP:
+            return NotImplemented
+        return _identity(self) == _identity(other)
+
+    def __hash__(self) -> int:
+        return hash(_identity(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor, so an unpickled object is checked like a new one.
+        return _rebuild, (TOTP, self.key, _options(self))
+
+    __setattr__ = __delattr__ = _frozen
 
     @classmethod
     def from_secret(
@@ -350,19 +423,48 @@ class TOTP:
         )
 
 
-def _set_up(otp: HOTP | TOTP) -> None:
+def _set_up(
+    otp: HOTP | TOTP, key: object, digits: object, algorithm: object, enforce_key_length: object
+) -> None:
     """Check and normalise the options HOTP and TOTP share, then precompute the HMAC state.
 
     A function rather than a base class, so that neither class shows a private base in its
     ``__bases__`` or its documentation.
     """
-    key = _checked_key(otp.key, otp.enforce_key_length)
-    digits = check_digits(otp.digits)
-    algorithm = check_algorithm(otp.algorithm)
-    # The classes are frozen: set through object, as dataclasses themselves do.
-    object.__setattr__(otp, "key", key)
-    object.__setattr__(otp, "algorithm", algorithm)
-    object.__setattr__(otp, "_keyed", Keyed(key, digits=digits, algorithm=algorithm))
+    checked = _checked_key(key, enforce_key_length)
+    digits = check_digits(digits)
+    name = check_algorithm(algorithm)
+    # The classes are frozen: their own __setattr__ refuses, so set through object.
+    set_field = object.__setattr__
+    set_field(otp, "key", checked)
+    set_field(otp, "digits", digits)
+    set_field(otp, "algorithm", name)
+    set_field(otp, "enforce_key_length", enforce_key_length)
+    set_field(otp, "_keyed", Keyed(checked, digits=digits, algorithm=name))
+
+
+def _identity(otp: HOTP | TOTP) -> tuple[object, ...]:
+    """What equality and hashing compare: the key and the options that change codes."""
+    if isinstance(otp, TOTP):
+        return (otp.key, otp.digits, otp.algorithm, otp.period, otp.t0)
+    return (otp.key, otp.digits, otp.algorithm)
+
+
+def _options(otp: HOTP | TOTP) -> dict[str, object]:
+    """The keyword arguments that rebuild ``otp`` (for pickling)."""
+    options: dict[str, object] = {
+        "digits": otp.digits,
+        "algorithm": otp.algorithm,
+        "enforce_key_length": otp.enforce_key_length,
+    }
+    if isinstance(otp, TOTP):
+        options.update(period=otp.period, t0=otp.t0)
+    return options
+
+
+def _rebuild(cls: type[HOTP | TOTP], key: bytes, options: dict[str, Any]) -> HOTP | TOTP:
+    """Unpickle an HOTP or TOTP through its constructor."""
+    return cls(key, **options)
 
 
 def _checked_key(key: object, enforce_key_length: object) -> bytes:
@@ -392,16 +494,34 @@ def _unix_seconds(at: object) -> int:
         if not math.isfinite(at):
             raise InvalidTimeError("time must be a finite number of seconds")
         seconds = math.floor(at)
-    elif isinstance(at, datetime):
-        if at.utcoffset() is None:
-            raise InvalidTimeError("datetime must be timezone-aware; naive times are ambiguous")
-        # Exact integer arithmetic on the timedelta: no float rounding, no local time.
-        seconds = (at - _EPOCH) // _ONE_SECOND
+    elif _is_datetime(at):
+        seconds = _datetime_seconds(at)  # type: ignore[arg-type]
     else:
         raise TypeError(f"time must be Unix seconds or a datetime, not {type(at).__name__}")
     if seconds < 0:
         raise InvalidTimeError("time must not be before 1970-01-01T00:00:00Z")
     return seconds
+
+
+def _is_datetime(at: object) -> bool:
+    """Whether ``at`` is a ``datetime``, without importing :mod:`datetime`.
+
+    A caller holding a datetime has imported the module already; if nobody has, ``at`` is
+    not one.
+    """
+    module = sys.modules.get("datetime")
+    return module is not None and isinstance(at, module.datetime)
+
+
+def _datetime_seconds(at: datetime) -> int:
+    """Whole Unix seconds of an aware datetime, rounding down; a naive one is refused."""
+    from datetime import UTC, timedelta
+    from datetime import datetime as moment
+
+    if at.utcoffset() is None:
+        raise InvalidTimeError("datetime must be timezone-aware; naive times are ambiguous")
+    # Exact integer arithmetic on the timedelta: no float rounding, no local time.
+    return (at - moment(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
 
 
 def _window(window: object) -> tuple[int, int]:

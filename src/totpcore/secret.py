@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 
 from totpcore.errors import InvalidParameterError, InvalidSecretError
 
@@ -58,6 +57,8 @@ def generate_secret(bits: int = 160) -> str:
         raise InvalidParameterError(
             f"bits must be a multiple of 8 no larger than {_MAX_GENERATED_BITS}, got {bits}"
         )
+    import secrets  # loaded when used: it pulls in random, which most callers never need
+
     return encode_secret(secrets.token_bytes(bits // 8))
 
 

@@ -104,15 +104,52 @@ def build_parser(command: str | None = None) -> Parser:
         title="commands", dest="command", metavar="COMMAND", parser_class=Parser
     )
     output = output_options()
-    add_engine_parsers(commands, output)
-    add_migration_parsers(commands, output)
-    add_vectors_parser(commands, output)
-    add_admin_parser(commands, output)
+    # Building every command's parser costs more than running most commands, so a command
+    # line naming a known command gets only that command's parser. The whole tree is built
+    # for the help, and for a word that names no command (its error lists them all).
+    adding: Any = commands if command is None else _OnlyCommand(commands, command)
+    add_engine_parsers(adding, output)
+    add_migration_parsers(adding, output)
+    add_vectors_parser(adding, output)
+    add_admin_parser(adding, output)
     if command in (None, "bench"):
         from totpcore.cli.bench import add_bench_parser  # see "command" above
 
-        add_bench_parser(commands, output)
+        add_bench_parser(adding, output)
+    if command is not None and not adding.found:
+        return build_parser(None)
     return parser
+
+
+class _OnlyCommand:
+    """The subparsers of one command line: adds the named command's parser, skips the others.
+
+    A skipped command gets a :class:`_Skipped` stand-in that takes (and ignores) whatever its
+    definition does with it, so the command definitions stay written once, as if for the
+    whole tree.
+    """
+
+    def __init__(self, commands: Any, command: str) -> None:
+        self._commands = commands
+        self._command = command
+        self.found = False
+
+    def add_parser(self, name: str, **options: Any) -> Any:
+        """The real parser for the wanted command, a stand-in for any other."""
+        if name != self._command:
+            return _Skipped()
+        self.found = True
+        return self._commands.add_parser(name, **options)
+
+
+class _Skipped:
+    """Stands in for a parser (or group, or action) of a command that is not being run."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._ignore
+
+    def _ignore(self, *_: Any, **__: Any) -> _Skipped:
+        return self
 
 
 def _command_word(arguments: Sequence[str]) -> str | None:

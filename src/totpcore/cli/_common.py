@@ -19,11 +19,13 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from totpcore.otp import HOTP, TOTP, Time
 from totpcore.secret import MIN_KEY_BYTES, decode_secret, generate_secret
-from totpcore.uri import OTPAuthURI, parse_uri
+
+if TYPE_CHECKING:
+    from totpcore.uri import OTPAuthURI
 
 __all__ = [
     "Parser",
@@ -46,6 +48,40 @@ class UsageError(Exception):
     """A command line that does not make sense (exit status 2)."""
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized without :mod:`shutil`.
+
+    argparse builds a formatter for every option it adds, and the stock one imports shutil
+    (and with it bz2, lzma and fnmatch) for the terminal width: a tenth of a command's
+    start-up. The width is found the same way: ``COLUMNS``, else the terminal, else 80.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """The terminal's width in columns, as :func:`shutil.get_terminal_size` finds it."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but errors become one-line UsageErrors instead of usage dumps.
 
@@ -53,6 +89,10 @@ class Parser(argparse.ArgumentParser):
     secret (``--secret=...`` to a command without that option, or a URI): those messages
     name only the options and count the rest.
     """
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        options.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **options)
 
     def error(self, message: str) -> NoReturn:
         """Raise the parse error for :func:`totpcore.cli.main` to report in one line.
@@ -286,6 +326,8 @@ def _from_uri(args: argparse.Namespace) -> tuple[HOTP | TOTP, int]:
     """The generator ``--uri`` describes, with ``--counter`` overriding an HOTP URI's."""
     if any(value is not None for value in (args.digits, args.algorithm, args.period)):
         raise UsageError("--digits, --algorithm and --period come from the URI with --uri")
+    from totpcore.uri import parse_uri  # loaded when used: most commands never parse a URI
+
     enforce = not args.allow_short_key
     fields = parse_uri(args.uri)
     if fields.kind == "hotp":

@@ -55,7 +55,6 @@ from totpcore.cli._common import (
 )
 from totpcore.errors import CipherError, MissingDependencyError, TotpcoreError, UserStateError
 from totpcore.secret import MIN_KEY_BYTES, decode_secret
-from totpcore.uri import parse_uri
 
 if TYPE_CHECKING:
     from totpcore.cipher import AESGCMCipher
@@ -410,6 +409,8 @@ def _setup(service: TwoFactor, args: argparse.Namespace) -> int:
     provisioning = service.begin_setup(args.user, account_name=args.account)
     # The URI carries the user's own parameters; reading them back from it shows exactly what
     # the app will be told, whatever the policy of the service that enrolled the user.
+    from totpcore.uri import parse_uri  # see "Start-up" above
+
     fields = parse_uri(provisioning.uri)
     if args.json:
         data = {
@@ -611,6 +612,8 @@ def _uri_entry(entry: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     uri = entry["uri"]
     if not isinstance(uri, str):
         raise _LineError('"uri" must be a string')
+    from totpcore.uri import parse_uri  # see "Start-up" above
+
     fields = parse_uri(uri)
     if fields.kind != "totp" or fields.period is None:
         raise _LineError("HOTP URIs cannot be imported: only TOTP is supported")

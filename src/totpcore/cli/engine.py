@@ -26,7 +26,6 @@ from totpcore.cli._common import (
 )
 from totpcore.otp import HOTP, MAX_LOOK_AHEAD, MAX_WINDOW, TOTP
 from totpcore.secret import encode_secret, generate_secret
-from totpcore.uri import parse_uri
 
 __all__ = ["add_engine_parsers"]
 
@@ -235,6 +234,8 @@ def _built_uri(args: argparse.Namespace, *, generate: bool) -> tuple[str, str]:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from totpcore.uri import parse_uri  # loaded when used (start-up of the other commands)
+
     fields = parse_uri(args.uri)
     warnings = compatibility_warnings(fields, args.uri)
     data: dict[str, Any] = {
@@ -293,5 +294,7 @@ def _qr_text(args: argparse.Namespace) -> str:
 
         parse_migration_uri(args.text)
     else:
+        from totpcore.uri import parse_uri
+
         parse_uri(args.text)
     return str(args.text)

@@ -11,7 +11,6 @@ from typing import Any
 
 from totpcore.cli._common import Parser, emit
 from totpcore.secret import encode_secret
-from totpcore.uri import build_uri, parse_uri
 
 __all__ = ["add_migration_parsers"]
 
@@ -46,7 +45,9 @@ def add_migration_parsers(commands: Any, output: Parser) -> None:
 
 
 def _cmd_import_migration(args: argparse.Namespace) -> int:
+    # Loaded when used, like every module only some commands need: start-up is paid by all.
     from totpcore.migration import parse_migration_uri
+    from totpcore.uri import build_uri
 
     accounts = [account for uri in args.uris for account in parse_migration_uri(uri).accounts]
     data: list[dict[str, Any]] = [
@@ -72,6 +73,7 @@ def _cmd_import_migration(args: argparse.Namespace) -> int:
 
 def _cmd_export_migration(args: argparse.Namespace) -> int:
     from totpcore.migration import build_migration_uris
+    from totpcore.uri import parse_uri
 
     uris = build_migration_uris([parse_uri(uri) for uri in args.uris], batch_size=args.batch_size)
     emit(args, uris, "\n".join(uris))
