@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -715,6 +716,27 @@ def test_code_loads_only_what_it_uses() -> None:
     assert result.stdout.splitlines()[-1] == "[]"
 
 
+def test_command_table_matches_the_commands_defined() -> None:
+    """COMMAND_MODULES names every command the full tree defines, each in its own module.
+
+    A command missing from the table would still work (a word naming no command builds the
+    whole tree) but lose the fast start; one listed under the wrong module would not parse.
+    """
+    from totpcore.cli import COMMAND_MODULES, build_parser
+
+    assert set(subcommands(build_parser(None))) == set(COMMAND_MODULES)
+    for command in COMMAND_MODULES:
+        assert subcommands(build_parser(command)) == [command]
+
+
+def subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    """The command names a parser accepts (argparse has no public way to list them)."""
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return list(action.choices)
+    return []
+
+
 def test_a_mistyped_command_still_lists_every_command() -> None:
     """Only the named command's parser is built, but a word naming none gets the full tree."""
     result = subprocess.run(
@@ -749,18 +771,23 @@ def cli_imports(path: Path) -> tuple[set[str], list[str]]:
 
 
 def test_cli_modules_form_a_tree() -> None:
-    """The package imports the command modules, they import only ``_common``, and it none.
+    """The package loads the command modules, they import only ``_common``, and it none.
 
-    So there is no import cycle, and no module reaches into another's underscore names.
+    So there is no import cycle, and no module reaches into another's underscore names. The
+    package imports the command modules by name, when a command needs one (see
+    COMMAND_MODULES), so its table must name exactly the command modules there are.
     """
+    from totpcore.cli import COMMAND_MODULES
+
     common = "totpcore.cli._common"
     commands = {f"totpcore.cli.{p.stem}" for p in CLI_PACKAGE.glob("[!_]*.py")}
     assert commands >= {f"totpcore.cli.{n}" for n in ("admin", "engine", "migration", "vectors")}
+    assert {f"totpcore.cli.{module}" for module in COMMAND_MODULES.values()} == commands
     for path in CLI_PACKAGE.glob("*.py"):
         imported, private = cli_imports(path)
         assert not private, f"{path.name} imports private names {private}"
         if path.stem == "__init__":
-            assert imported == commands | {common}
+            assert imported == {common}
         elif path.stem == "_common":
             assert not imported
         else:

@@ -28,13 +28,9 @@ from totpcore.cli._common import (
     missing_subcommand,
     output_options,
 )
-from totpcore.cli.admin import add_admin_parser
-from totpcore.cli.engine import add_engine_parsers
-from totpcore.cli.migration import add_migration_parsers
-from totpcore.cli.vectors import add_vectors_parser
 from totpcore.errors import TotpcoreError, UserStateError
 
-__all__ = ["build_parser", "main", "package_version", "run"]
+__all__ = ["COMMAND_MODULES", "build_parser", "main", "package_version", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,9 +75,9 @@ def build_parser(command: str | None = None) -> Parser:
     """Build the command tree.
 
     Args:
-        command: The command about to be parsed, when known. ``bench`` is added only for
-            ``bench`` itself and when no command is known (the help lists every command): its
-            module loads the measuring harness, a third more start-up for any other command.
+        command: The command about to be parsed, when known: only its module is imported
+            and only its parser built (see :data:`COMMAND_MODULES`). ``None``, or a word that
+            names no command, builds the whole tree.
 
     Returns:
         The ``totpcore`` parser; each command sets ``handler`` to the function that runs it.
@@ -104,21 +100,52 @@ def build_parser(command: str | None = None) -> Parser:
         title="commands", dest="command", metavar="COMMAND", parser_class=Parser
     )
     output = output_options()
-    # Building every command's parser costs more than running most commands, so a command
-    # line naming a known command gets only that command's parser. The whole tree is built
-    # for the help, and for a word that names no command (its error lists them all).
-    adding: Any = commands if command is None else _OnlyCommand(commands, command)
-    add_engine_parsers(adding, output)
-    add_migration_parsers(adding, output)
-    add_vectors_parser(adding, output)
-    add_admin_parser(adding, output)
-    if command in (None, "bench"):
-        from totpcore.cli.bench import add_bench_parser  # see "command" above
-
-        add_bench_parser(adding, output)
-    if command is not None and not adding.found:
-        return build_parser(None)
+    # Building every command's parser, and importing every command's module, costs more than
+    # running most commands, so a command line naming a known command gets only that
+    # command's parser. The whole tree is built for the help, and for a word that names no
+    # command (its error lists them all).
+    module = COMMAND_MODULES.get(command or "")
+    if module is None:
+        for module in _ADDERS:
+            _adder(module)(commands, output)
+        return parser
+    only = _OnlyCommand(commands, command or "")
+    _adder(module)(only, output)
     return parser
+
+
+#: Which submodule of :mod:`totpcore.cli` defines each command.
+COMMAND_MODULES = {
+    "secret": "engine",
+    "code": "engine",
+    "verify": "engine",
+    "uri": "engine",
+    "inspect": "engine",
+    "qr": "engine",
+    "import-migration": "migration",
+    "export-migration": "migration",
+    "vectors": "vectors",
+    "admin": "admin",
+    "bench": "bench",
+}
+# Each submodule's function adding its commands, in the order the help lists them.
+_ADDERS = {
+    "engine": "add_engine_parsers",
+    "migration": "add_migration_parsers",
+    "vectors": "add_vectors_parser",
+    "admin": "add_admin_parser",
+    "bench": "add_bench_parser",
+}
+
+
+def _adder(module: str) -> Callable[[Any, Parser], None]:
+    """The function of ``totpcore.cli.<module>`` that adds its commands (imported now)."""
+    from importlib import import_module
+
+    adder: Callable[[Any, Parser], None] = getattr(
+        import_module(f"totpcore.cli.{module}"), _ADDERS[module]
+    )
+    return adder
 
 
 class _OnlyCommand:
@@ -132,13 +159,11 @@ class _OnlyCommand:
     def __init__(self, commands: Any, command: str) -> None:
         self._commands = commands
         self._command = command
-        self.found = False
 
     def add_parser(self, name: str, **options: Any) -> Any:
         """The real parser for the wanted command, a stand-in for any other."""
         if name != self._command:
             return _Skipped()
-        self.found = True
         return self._commands.add_parser(name, **options)
 
 
