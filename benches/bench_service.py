@@ -27,13 +27,23 @@ sqlite
 
 population (wrong codes; correct codes)
     The case users have: a ``MemoryStore`` holding ``--users`` enrolled users (100,000 by
-    default; each imported with a key derived from the user id), a random user per request,
-    the clock one step further at each request (so no correct code is a replay), with and
-    without ``AESGCMCipher``. The floor is the engine's ``TOTP.verify`` of one prebuilt key on
-    the same kind of code. Two reference rows: the engine building ``TOTP(key)`` for every
-    request (what a verifier without any per-user cache pays), and the service on a population
-    small enough (4,000 users) to stay in its key cache, which shows what the cache misses of
-    the large population cost.
+    default; each imported with a key derived from the user id, then logged in once so that
+    the key cache is in its steady state), a random user per request, the clock one step
+    further at each request (so no correct code is a replay), with and without
+    ``AESGCMCipher``, with the key cache sized to the population (``key_cache_size``) and at
+    its default size (4,096 entries, so most requests miss it). The floor is the engine's
+    ``TOTP.verify`` of one prebuilt key on the same kind of code. Two reference rows: the
+    engine verifying with the random user's prebuilt ``TOTP`` (the memory cost of random
+    access alone), and the engine building ``TOTP(key)`` for every request (what a verifier
+    without any per-user cache pays).
+
+others
+    The targets measured by the other scripts, each run briefly here so that one command
+    prints every target next to its figure: the engine's correct- and wrong-code verify
+    (``bench_engine.py``), recovery codes and ``enable_many`` (``bench_admin.py``), 8
+    processes on one SQLite file for 10 s (``bench_contention.py``) and start-up
+    (``bench_startup.py``, in a fresh virtual environment). Run those scripts for the full
+    measurements.
 
 key cache memory
     What one entry of the service's cache of per-user HMAC states costs: a ``Keyed`` (two
@@ -85,7 +95,7 @@ _UPDATE = (
 )
 
 START = 1_700_000_010.0
-GROUPS = ("memory", "async", "sqlite", "population", "memory-per-entry")
+GROUPS = ("memory", "async", "sqlite", "population", "memory-per-entry", "others")
 
 
 class SteppingService:
@@ -260,22 +270,45 @@ def async_group(rounds: int, number: int) -> dict[str, dict[str, float]]:
 
 #: Requests each population contender gets beyond the timed ones, to tally its verdicts.
 CHECKED = 300
-#: The population that fits the service's key cache (4,096 entries).
-SMALL_POPULATION = 4000
+
+
+def code_at_start(user_id: str) -> str:
+    """The code of ``user_id``'s derived key at START."""
+    return totpcore.TOTP(derived_key(user_id)).generate(START)
 
 
 class Population:
     """A TwoFactor on a MemoryStore holding ``count`` users enrolled with derived keys."""
 
-    def __init__(self, count: int, *, cipher: totpcore.SecretCipher | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        cipher: totpcore.SecretCipher | None = None,
+        key_cache_size: int = totpcore.DEFAULT_KEY_CACHE_SIZE,
+    ) -> None:
         self.clock = [START]
         self.ids = population_ids(count)
         self.service = totpcore.TwoFactor(
-            totpcore.MemoryStore(), issuer="Bench", clock=lambda: self.clock[0], cipher=cipher
+            totpcore.MemoryStore(),
+            issuer="Bench",
+            clock=lambda: self.clock[0],
+            cipher=cipher,
+            key_cache_size=key_cache_size,
         )
+        # Imported two steps before START (an import marks its step used), so that the
+        # warm-up login at START is fresh.
+        self.clock[0] = START - 60
         started = time.perf_counter()
         enrol(self.service, self.ids)
         self.enrol_seconds = time.perf_counter() - started
+        self.clock[0] = START
+        # Steady state: a server that has been up a while has seen its users. Each logs in
+        # once, at the step before the timed traffic, so the key cache holds what its size
+        # allows (the most recent users) and no failure is left on any record.
+        verify = self.service.verify
+        for user_id in self.ids:
+            assert verify(user_id, code_at_start(user_id)), "warm-up login refused"
 
     def traffic(self, count: int, *, correct: bool, seed: int) -> Callable[[], Any]:
         """A callable sending the next of ``count`` requests of random users."""
@@ -295,7 +328,7 @@ def population_group(
     engine = totpcore.TOTP(derived_key(single[0]))
     cold_stream = requests(population_ids(users), count, correct=correct, seed=seed)
     keys = [derived_key(user_id) for user_id in cold_stream.users]
-    position = [0, 0]
+    position = [0, 0, 0]
 
     def engine_verify() -> Any:
         index = position[0]
@@ -308,18 +341,35 @@ def population_group(
         otp = totpcore.TOTP(keys[index])
         return otp.verify(cold_stream.codes[index], at=cold_stream.times[index])
 
+    prebuilt = {user_id: totpcore.TOTP(derived_key(user_id)) for user_id in set(cold_stream.users)}
+
+    def engine_prebuilt() -> Any:
+        index = position[2]
+        position[2] = index + 1
+        otp = prebuilt[cold_stream.users[index]]
+        return otp.verify(cold_stream.codes[index], at=cold_stream.times[index])
+
+    key = totpcore.AESGCMCipher(os.urandom(32))
     plain = Population(users)
-    sealed = Population(users, cipher=totpcore.AESGCMCipher(os.urandom(32)))
-    small = Population(SMALL_POPULATION)
+    sealed = Population(users, cipher=key)
+    sized = Population(users, key_cache_size=users)
+    sized_sealed = Population(users, cipher=key, key_cache_size=users)
     kind = "correct" if correct else "wrong"
+    default = totpcore.DEFAULT_KEY_CACHE_SIZE
     contenders = {
         f"engine TOTP.verify, one prebuilt key, {kind} code (floor)": engine_verify,
+        f"engine TOTP.verify, {users:,} prebuilt keys, random user": engine_prebuilt,
         "engine TOTP(key) built per request + verify (no key cache)": engine_cold,
-        f"TwoFactor.verify, {users:,} users": plain.traffic(count, correct=correct, seed=seed),
-        f"TwoFactor.verify, {users:,} users, AESGCMCipher": sealed.traffic(
+        f"TwoFactor.verify, {users:,} users, key_cache_size={users:,}": sized.traffic(
             count, correct=correct, seed=seed
         ),
-        f"TwoFactor.verify, {SMALL_POPULATION:,} users (all in the key cache)": small.traffic(
+        f"TwoFactor.verify, {users:,} users, key_cache_size={users:,}, AESGCMCipher": (
+            sized_sealed.traffic(count, correct=correct, seed=seed)
+        ),
+        f"TwoFactor.verify, {users:,} users, default key cache ({default:,})": plain.traffic(
+            count, correct=correct, seed=seed
+        ),
+        f"TwoFactor.verify, {users:,} users, default key cache, AESGCMCipher": sealed.traffic(
             count, correct=correct, seed=seed
         ),
     }
@@ -450,10 +500,26 @@ def main(argv: list[str] | None = None) -> int:
     if "population" in only:
         population, notes = population_results(args.users, args.rounds, args.number)
         results.update(population)
+    measured = own_targets(results, args.users)
+    if "others" in only:
+        measured += other_targets()
     if args.json:
-        print(json.dumps({"results": results, "notes": notes, "key_cache": memory}, indent=2))
+        report = {"results": results, "notes": notes, "key_cache": memory, "targets": measured}
+        print(json.dumps(report, indent=2))
         return 0
-    print(f"Python {sys.version.split()[0]}, {args.rounds} rounds\n")
+    print_report(args.rounds, results, notes, memory, measured)
+    return 0
+
+
+def print_report(
+    rounds: int,
+    results: dict[str, dict[str, Timing]],
+    notes: dict[str, str],
+    memory: dict[str, dict[str, float]],
+    measured: list[dict[str, str]],
+) -> None:
+    """Print the tables as Markdown."""
+    print(f"Python {sys.version.split()[0]}, {rounds} rounds\n")
     if results:
         print(table(results, floor_label="first row of its group"))
     for name, note in notes.items():
@@ -465,7 +531,115 @@ def main(argv: list[str] | None = None) -> int:
         ]
         headings = ["key cache entry", "bytes (tracemalloc)", "bytes (resident set)"]
         print(markdown(headings, rows))
-    return 0
+    if measured:
+        print("\nTargets\n")
+        rows = [[row["what"], row["target"], row["measured"], row["verdict"]] for row in measured]
+        print(markdown(["what", "target", "measured", ""], rows, right=2))
+
+
+def target_row(what: str, target: str, measured: str, met: bool) -> dict[str, str]:
+    """One line of the targets table."""
+    return {
+        "what": what,
+        "target": target,
+        "measured": measured,
+        "verdict": "met" if met else "over",
+    }
+
+
+def ratio_row(
+    what: str, group: dict[str, Timing] | None, label: str, limit: float
+) -> list[dict[str, str]]:
+    """A target on a ratio to the group's floor: the contender whose label starts with ``label``."""
+    if group is None:
+        return []
+    ratio = next(row["ratio"] for name, row in group.items() if name.startswith(label))
+    return [target_row(what, f"<= {limit:g}x", f"{ratio:.2f}x", ratio <= limit)]
+
+
+def own_targets(results: dict[str, dict[str, Timing]], users: int) -> list[dict[str, str]]:
+    """The targets this script's own groups measure."""
+    rows = ratio_row(
+        "TwoFactor.verify, MemoryStore, one user, vs TOTP.verify",
+        results.get("memory"),
+        "TwoFactor.verify, MemoryStore",
+        2.0,
+    )
+    for kind in ("wrong", "correct"):
+        group = results.get(f"population, {kind} codes")
+        for cipher in ("", ", AESGCMCipher"):
+            label = f"TwoFactor.verify, {users:,} users, key_cache_size={users:,}{cipher}"
+            what = f"{users:,} users, random user, {kind} code{cipher or ', no cipher'}"
+            rows += ratio_row(what, group, label, 2.0)
+            if group is not None and not cipher:
+                rows += ratio_row(
+                    f"{what}, default key cache (reference, no target)",
+                    group,
+                    f"TwoFactor.verify, {users:,} users, default key cache (",
+                    float("inf"),
+                )
+    rows += ratio_row(
+        "AsyncTwoFactor.verify vs TOTP.verify", results.get("async"), "AsyncTwoFactor", 2.5
+    )
+    sqlite = results.get("sqlite")
+    if sqlite is not None:
+        service = next(r for n, r in sqlite.items() if n.startswith("TwoFactor.verify"))
+        two = next(r for n, r in sqlite.items() if "two transactions" in n)
+        speedup = two["ratio"] / service["ratio"]
+        rows.append(
+            target_row(
+                "SQLite login throughput vs 0.1.0's two-commit sequence, one thread",
+                ">= 1.3x",
+                f"{speedup:.2f}x",
+                speedup >= 1.3,
+            )
+        )
+    return rows
+
+
+def other_targets() -> list[dict[str, str]]:
+    """The targets the other benchmark scripts measure, each run briefly."""
+    import bench_admin
+    import bench_contention
+    import bench_engine
+    import bench_startup
+
+    print("measuring the other scripts' targets (about a minute) ...", file=sys.stderr)
+    engine = bench_engine.measure(rounds=9, number=2000)
+    rows = []
+    for kind, limit in (("correct", 1.15), ("wrong", 1.25)):
+        rows += ratio_row(
+            f"TOTP.verify, {kind} code, vs the stdlib floor",
+            engine[f"verify ({kind} code, window \u00b11)"],
+            "totpcore TOTP.verify",
+            limit,
+        )
+    recovery = bench_admin.recovery(rounds=5, number=10)
+    for name, row in recovery.items():
+        if name.startswith("use_recovery_code"):
+            rows.append(target_row(name, "<= 2 ms", f"{row['ms']:.2f} ms", row["ms"] <= 2.0))
+        elif name.startswith("new_recovery_codes"):
+            rows.append(target_row(name, "<= 20 ms", f"{row['ms']:.2f} ms", row["ms"] <= 20.0))
+    enabled = bench_admin.enable_many(100_000, 1)["SQLiteStore"]["best"]
+    rows.append(
+        target_row("enable_many, 100,000 users, SQLite", "< 5 s", f"{enabled:.2f} s", enabled < 5)
+    )
+    contention = bench_contention.run("store", 8, 10.0, 20_000)
+    p999 = contention["ms"]["p99.9"]
+    errors = contention["store_errors"]
+    rows.append(
+        target_row("8 processes, one SQLite file, 10 s: StoreErrors", "0", str(errors), errors == 0)
+    )
+    rows.append(
+        target_row(
+            "8 processes, one SQLite file, 10 s: p99.9", "<= 250 ms", f"{p999:.0f} ms", p999 <= 250
+        )
+    )
+    for start_up in bench_startup.measure_targets(runs=20):
+        ratio, limit = start_up["ratio"], start_up["target"]
+        what = start_up["what"]
+        rows.append(target_row(what, f"<= {limit:g}x", f"{ratio:.2f}x", ratio <= limit))
+    return rows
 
 
 if __name__ == "__main__":

@@ -177,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def measure_targets(runs: int) -> list[dict[str, Any]]:
+    """Build a fresh environment, time the commands ``runs`` times, return the targets."""
+    with tempfile.TemporaryDirectory(prefix="totpcore-startup-") as directory:
+        python, script = make_venv(Path(directory) / "venv")
+        return start_up_targets(time_commands(commands(python, script), runs))
+
+
 def start_up_targets(times: dict[str, list[float]]) -> list[dict[str, Any]]:
     """The start-up targets, each as the median ratio of runs made back to back.
 
