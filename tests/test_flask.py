@@ -277,6 +277,9 @@ def test_api_store_failure_is_503(clock: FakeClock) -> None:
         def begin_attempt(self, *args: Any, **kwargs: Any) -> Any:
             raise ConnectionError("database unreachable")
 
+        def charge_and_mark(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("database unreachable")
+
     service = TwoFactor(BrokenStore(), issuer="Example Co", clock=clock)
     site = Site(service, clock)
     service.enable("alice")
@@ -570,6 +573,11 @@ def test_store_failure_on_a_page_is_503(clock: FakeClock) -> None:
             if self.broken:
                 raise ConnectionError("database unreachable")
             return super().begin_attempt(*args, **kwargs)
+
+        def charge_and_mark(self, *args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                raise ConnectionError("database unreachable")
+            return super().charge_and_mark(*args, **kwargs)
 
     store = FlakyStore()
     site = Site(TwoFactor(store, issuer="Example Co", clock=clock), clock)

@@ -74,6 +74,11 @@ class SpyStore(MemoryStore):
         self._enter("mark_used")
         return super().mark_used(*args, **kwargs)
 
+    def charge_and_mark(self, *args: Any, **kwargs: Any) -> Any:
+        """Record, then run a whole login check as MemoryStore does (under one lock)."""
+        self._enter("charge_and_mark")
+        return super().charge_and_mark(*args, **kwargs)
+
 
 @dataclass
 class World:
@@ -292,6 +297,7 @@ def test_a_missing_header_is_refused_only_for_enrolled_users(world: World) -> No
     assert check_request(world.service, "erin", None).passes
     # A missing header is never charged: it is not a guess.
     assert "begin_attempt" not in world.store.calls
+    assert "charge_and_mark" not in world.store.calls
 
 
 def test_check_request_runs_the_service(world: World) -> None:

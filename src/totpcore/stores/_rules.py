@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import cast
 
 from totpcore._throttle import BUDGET_SECONDS, delay_after
 from totpcore.stores.protocol import Attempt, Limits, MarkRequest, Status, UserRecord
@@ -96,7 +95,7 @@ def charge_and_mark(
     # costs more than the rest of the decision.
     if not attempt.allowed or getattr(decision, "charged_at", None) is None:
         return charged, (decision, False)
-    mark = cast(MarkRequest, decision)
+    mark: MarkRequest = decision  # type: ignore[assignment]  # it has charged_at: a mark
     marked = mark_used(
         charged,
         generation=mark.generation,
@@ -168,16 +167,20 @@ def mark_used(
     if generation_ != generation or status is not _ACTIVE:
         return None
     if last_step is None or last_step < step:
-        since = _later(since, charged_at)
+        # _later(), inlined: this runs on every accepted login.
+        if since is None or charged_at > since:
+            since = charged_at
     elif not (allow_equal and last_step == step and since is not None):
         # A repeat is of a step this store accepted: an imported record's mark (never accepted
         # here, and no fresh success since) allows none.
         return None
     # A repeat (API-header mode) takes back its own charge and nothing more: it must not end
-    # an attacker's run of failures, or one sniffed header would reset the throttle.
+    # an attacker's run of failures, or one sniffed header would reset the throttle. The
+    # usual log holds just this attempt's stamp, taken back without a call.
+    log = () if log == (charged_at,) else _refund(log, charged_at)
     return _new(
         (user_id, status, secret, generation, algorithm, digits, period, step, drift,
-         last, since, locked_at, _refund(log, charged_at), hashes)
+         last, since, locked_at, log, hashes)
     )  # fmt: skip
 
 
