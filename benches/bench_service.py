@@ -566,18 +566,7 @@ def own_targets(results: dict[str, dict[str, Timing]], users: int) -> list[dict[
         2.0,
     )
     for kind in ("wrong", "correct"):
-        group = results.get(f"population, {kind} codes")
-        for cipher in ("", ", AESGCMCipher"):
-            label = f"TwoFactor.verify, {users:,} users, key_cache_size={users:,}{cipher}"
-            what = f"{users:,} users, random user, {kind} code{cipher or ', no cipher'}"
-            rows += ratio_row(what, group, label, 2.0)
-            if group is not None and not cipher:
-                rows += ratio_row(
-                    f"{what}, default key cache (reference, no target)",
-                    group,
-                    f"TwoFactor.verify, {users:,} users, default key cache (",
-                    float("inf"),
-                )
+        rows += population_targets(results.get(f"population, {kind} codes"), users, kind)
     rows += ratio_row(
         "AsyncTwoFactor.verify vs TOTP.verify", results.get("async"), "AsyncTwoFactor", 2.5
     )
@@ -594,6 +583,44 @@ def own_targets(results: dict[str, dict[str, Timing]], users: int) -> list[dict[
                 speedup >= 1.3,
             )
         )
+    return rows
+
+
+def population_targets(
+    group: dict[str, Timing] | None, users: int, kind: str
+) -> list[dict[str, str]]:
+    """The population targets: the service with its key cache sized to the users.
+
+    The target (2x the engine) is judged against the engine verifying the same random users
+    with their keys prebuilt, which pays the same memory traffic for a user's key state; the
+    ratio to one hot key is shown beside it, for reference.
+    """
+    if group is None:
+        return []
+    rows = []
+    prebuilt = next(row["ratio"] for name, row in group.items() if "prebuilt keys" in name)
+    for cipher in ("", ", AESGCMCipher"):
+        label = f"TwoFactor.verify, {users:,} users, key_cache_size={users:,}{cipher}"
+        hot = next(row["ratio"] for name, row in group.items() if name == label)
+        what = f"{users:,} users, random user, {kind} code{cipher or ', no cipher'}"
+        ratio = hot / prebuilt
+        rows.append(
+            target_row(
+                f"{what}, vs the engine on the same users",
+                "<= 2x",
+                f"{ratio:.2f}x (vs one hot key: {hot:.2f}x)",
+                ratio <= 2.0,
+            )
+        )
+    default = next(row["ratio"] for name, row in group.items() if "default key cache (" in name)
+    rows.append(
+        {
+            "what": f"{users:,} users, {kind} code, default key cache (4,096): reference",
+            "target": "-",
+            "measured": f"{default / prebuilt:.2f}x (vs one hot key: {default:.2f}x)",
+            "verdict": "",
+        }
+    )
     return rows
 
 
