@@ -119,7 +119,7 @@ class HOTP:
 
     def __init__(
         self,
-        key: bytes,
+        key: bytes | bytearray,
         *,
         digits: int = 6,
         algorithm: str = "SHA1",
@@ -259,7 +259,7 @@ class TOTP:
 
     def __init__(
         self,
-        key: bytes,
+        key: bytes | bytearray,
         *,
         digits: int = 6,
         algorithm: str = "SHA1",
