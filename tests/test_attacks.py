@@ -33,12 +33,10 @@ import pytest
 
 import totpcore.aio
 import totpcore.service
+from helpers import ServiceFactory, close_async_store
 from totpcore import (
     TOTP,
     AESGCMCipher,
-    AsyncMemoryStore,
-    AsyncSQLiteStore,
-    AsyncStore,
     AsyncTwoFactor,
     CipherError,
     InvalidTimeError,
@@ -916,42 +914,41 @@ def test_lock_holds_on_every_path_and_service(store: Store) -> None:
     assert app.verify("alice", phone.generate(clock.now))
 
 
-def test_async_gateway_shares_the_throttle_and_the_lock(store: Store, tmp_path: Path) -> None:
+def test_async_gateway_shares_the_throttle_and_the_lock(store: Store) -> None:
     """Attack: guess through an asyncio gateway (another shell, another policy) on the store.
 
     Rules 2 and 3. 20 concurrent coroutines at one clock reading get the 5 free failures
     evaluated, no more; once the strict sync app has locked the user, the async gateway
-    refuses the real code too.
+    refuses the real code too. The gateway's store is the async twin of the app's (the same
+    MemoryStore, SQLite file, Redis prefix or PostgreSQL tables).
     """
     strict = Policy(lockout_failures=10, free_failures=5, recovery_iterations=1_000)
     lax = Policy(lockout_failures=100, recovery_iterations=1_000)
     app, phone, clock = enrolled(store, strict)
-    shared: AsyncStore
-    if isinstance(store, MemoryStore):
-        shared = AsyncMemoryStore(store)
-    else:
-        shared = AsyncSQLiteStore(tmp_path / "store.sqlite3")
-    gateway = AsyncTwoFactor(shared, issuer="X", policy=lax, clock=clock)
-    stream = guesses(phone, clock)
+    with ServiceFactory(store, "async") as factory:
+        shared = factory.twin()
+        gateway = AsyncTwoFactor(shared, issuer="X", policy=lax, clock=clock)
+        stream = guesses(phone, clock)
 
-    async def attack() -> tuple[list[Reason], Verdict]:
-        burst = await asyncio.gather(
-            *(gateway.verify_request("alice", next(stream)) for _ in range(20))
-        )
-        for _ in range(5):
-            clock.advance(HOUR)
-            await gateway.verify("alice", next(stream))
-        clock.advance(30)
-        assert app.verify("alice", phone.generate(clock.now)).reason is Reason.LOCKED
-        return [verdict.reason for verdict in burst], await gateway.verify_request(
-            "alice", phone.generate(clock.now)
-        )
+        async def attack() -> tuple[list[Reason], Verdict]:
+            try:
+                burst = await asyncio.gather(
+                    *(gateway.verify_request("alice", next(stream)) for _ in range(20))
+                )
+                for _ in range(5):
+                    clock.advance(HOUR)
+                    await gateway.verify("alice", next(stream))
+                clock.advance(30)
+                assert app.verify("alice", phone.generate(clock.now)).reason is Reason.LOCKED
+                return [verdict.reason for verdict in burst], await gateway.verify_request(
+                    "alice", phone.generate(clock.now)
+                )
+            finally:
+                await close_async_store(shared)  # on this loop, which its connections use
 
-    reasons, after = asyncio.run(attack())
+        reasons, after = asyncio.run(attack())
     assert reasons.count(Reason.INVALID) == strict.free_failures
     assert after.reason is Reason.LOCKED
-    if isinstance(shared, AsyncSQLiteStore):
-        shared.close()
 
 
 # --- rule 4: the replay mark ---------------------------------------------------------------

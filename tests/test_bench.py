@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from postgres_server import DATABASE, PostgresServer, postgres_fixture  # noqa: F401 - fixture
-from redis_server import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
+from postgres_server import DATABASE, PostgresServer
+from redis_server import RedisServer
 from totpcore.cli._common import Parser, UsageError, output_options
 from totpcore.cli.bench import add_bench_parser
 

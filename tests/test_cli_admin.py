@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from postgres_server import DATABASE, postgres_fixture  # noqa: F401 - registers the fixture
-from redis_server import redis_server_fixture  # noqa: F401 - registers the fixture
+from postgres_server import DATABASE
 from totpcore import (
     HOTP,
     TOTP,

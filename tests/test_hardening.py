@@ -6,8 +6,9 @@ clock steps. Every one of them fails on 0.1.0: the numbers in the docstrings are
 allowed.
 
 Every attack runs on both service shells (TwoFactor, and AsyncTwoFactor through a Blocking
-view) and on both built-in stores, through the ``make_service`` fixture; the multi-process
-attack stays on the sync shell, each process with its own store.
+view) and on every built-in store (memory, SQLite, Redis, PostgreSQL), through the
+``make_service`` fixture; the multi-process attack stays on the sync shell and SQLite, each
+process with its own store.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import services_required
-from postgres_server import PostgresServer, postgres_fixture  # noqa: F401 - registers the fixture
+from postgres_server import PostgresServer
 from totpcore import (
     TOTP,
     AsyncTwoFactor,

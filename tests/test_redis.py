@@ -27,11 +27,10 @@ from typing import Any, cast
 
 import pytest
 
-from redis_server import (  # noqa: F401 - the fixtures are used by name
+from redis_server import (  # noqa: F401 - the fixture is used by name
     RedisServer,
     free_port,
     redis_cluster_fixture,
-    redis_server_fixture,
     require_redis,
     running_server,
 )

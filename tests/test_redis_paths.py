@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from redis_server import RedisServer, redis_server_fixture  # noqa: F401 - registers the fixture
+from redis_server import RedisServer
 from totpcore import AsyncRedisStore, RedisStore, Status, StoreError, UserRecord
 from totpcore.stores import Limits
 

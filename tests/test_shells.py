@@ -14,23 +14,21 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 import totpcore
+from helpers import ServiceFactory, close_async_store
 from totpcore import (
     TOTP,
-    AsyncMemoryStore,
     AsyncSQLiteStore,
-    AsyncStore,
     AsyncTwoFactor,
-    MemoryStore,
     Policy,
     Reason,
-    SQLiteStore,
+    Store,
     TwoFactor,
 )
 from totpcore.testing import FakeClock
@@ -108,28 +106,18 @@ def test_both_constructors_take_the_same_options() -> None:
 # --- each shell refuses the other's stores -------------------------------------------------
 
 
-def test_sync_shell_refuses_async_stores(tmp_path: Path) -> None:
-    """TwoFactor raises TypeError at construction for an AsyncStore, pointing to the async shell."""
-    with pytest.raises(TypeError, match="AsyncTwoFactor"):
-        TwoFactor(AsyncMemoryStore(), issuer="X")  # type: ignore[arg-type]
-    store = AsyncSQLiteStore(tmp_path / "async.sqlite3")
-    try:
+def test_each_shell_refuses_the_other_shells_stores(store: Store) -> None:
+    """Each shell refuses the other's kind of store, at construction, naming the right shell.
+
+    On every built-in store: TwoFactor refuses its async twin (pointing to AsyncTwoFactor) and
+    AsyncTwoFactor the sync store (pointing to TwoFactor); nothing is read or awaited.
+    """
+    with ServiceFactory(store, "async") as factory:
+        twin = factory.twin()
         with pytest.raises(TypeError, match="AsyncTwoFactor"):
-            TwoFactor(store, issuer="X")  # type: ignore[arg-type]
-    finally:
-        store.close()
-
-
-def test_async_shell_refuses_sync_stores(tmp_path: Path) -> None:
-    """AsyncTwoFactor raises TypeError at construction for a sync Store."""
-    with pytest.raises(TypeError, match="use TwoFactor"):
-        AsyncTwoFactor(MemoryStore(), issuer="X")  # type: ignore[arg-type]
-    store = SQLiteStore(tmp_path / "sync.sqlite3")
-    try:
+            TwoFactor(twin, issuer="X")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="use TwoFactor"):
             AsyncTwoFactor(store, issuer="X")  # type: ignore[arg-type]
-    finally:
-        store.close()
 
 
 # --- concurrent verifies in real event loops -----------------------------------------------
@@ -157,35 +145,30 @@ def assert_one_winner(reasons: list[Reason], round_number: int) -> None:
     assert counts == {Reason.ACCEPTED: 1, Reason.REPLAYED: VERIFIES - 1}, counts
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def async_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsyncStore]:
-    """AsyncMemoryStore, then AsyncSQLiteStore, new and empty."""
-    if request.param == "memory":
-        yield AsyncMemoryStore()
-    else:
-        store = AsyncSQLiteStore(tmp_path / "race.sqlite3")
-        yield store
-        store.close()
-
-
-def test_concurrent_verifies_of_one_code_accept_once(async_store: AsyncStore) -> None:
+def test_concurrent_verifies_of_one_code_accept_once(store: Store) -> None:
     """16 verifies of one fresh code gathered in one loop: exactly one ACCEPTED, 10 rounds.
 
-    The clock moves a day per round, so each round has a new step and the 24-hour guessing
-    budget is not what is tested.
+    On the async twin of each built-in store, new and empty. The clock moves a day per round,
+    so each round has a new step and the 24-hour guessing budget is not what is tested.
     """
     clock = FakeClock(START)
-    service = AsyncTwoFactor(async_store, issuer="X", policy=RACE, clock=clock)
+    with ServiceFactory(store, "async") as factory:
+        async_store = factory.twin()
+        service = AsyncTwoFactor(async_store, issuer="X", policy=RACE, clock=clock)
 
-    async def rounds() -> list[list[Reason]]:
-        phone = await enrol(service, clock)
-        results = []
-        for _ in range(ROUNDS):
-            clock.advance(DAY)
-            results.append(await verify_together(service, phone.generate(clock.now), VERIFIES))
-        return results
+        async def rounds() -> list[list[Reason]]:
+            try:
+                phone = await enrol(service, clock)
+                results = []
+                for _ in range(ROUNDS):
+                    clock.advance(DAY)
+                    code = phone.generate(clock.now)
+                    results.append(await verify_together(service, code, VERIFIES))
+                return results
+            finally:
+                await close_async_store(async_store)  # on this loop, which its connections use
 
-    results = asyncio.run(rounds())
+        results = asyncio.run(rounds())
     assert len(results) == ROUNDS
     for round_number, reasons in enumerate(results):
         assert_one_winner(reasons, round_number)
