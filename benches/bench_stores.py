@@ -22,8 +22,10 @@ ratio
 server time
     Where a login's time goes: for each store and its floor, ``--number`` more calls alone,
     with the server's own time per call read from the server (Redis ``INFO commandstats``,
-    PostgreSQL ``pg_stat_statements``). What is left of the wall-clock time is the network,
-    the client library and, for the store, the service's own Python.
+    PostgreSQL ``pg_stat_statements``: the commands' or statements' execution only) and the
+    client's CPU time (``time.thread_time``: the client library, the system calls and, for
+    the store, the service's own Python). The rest of the wall-clock time is the network,
+    the server's work around execution (parsing, replies, commits) and waiting for a core.
 
 throughput
     Verifications per second on SQLite (a temporary file, default settings), Redis and
@@ -75,42 +77,51 @@ PROCESSES = 4
 EXTRA = 2000
 
 
-def redis_server_time(url: str, function: Callable[[], Any], number: int) -> tuple[float, float]:
-    """Wall-clock and Redis's own microseconds per call of ``number`` calls of ``function``."""
+def timed(function: Callable[[], Any], number: int) -> tuple[float, float]:
+    """Wall-clock and this thread's CPU microseconds per call of ``number`` calls.
+
+    The CPU time is the client's own work (Python, the client library, the system calls),
+    which a loaded machine inflates far less than the wall clock.
+    """
+    started, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(number):
+        function()
+    elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
+    return elapsed / number * 1e6, cpu / number * 1e6
+
+
+def redis_server_time(
+    url: str, function: Callable[[], Any], number: int
+) -> tuple[float, float, float]:
+    """Wall-clock, client CPU and Redis's own microseconds per call of ``function``."""
     import redis
 
     with redis.Redis.from_url(url) as client:
         client.config_resetstat()
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        elapsed = time.perf_counter() - started
+        wall, cpu = timed(function, number)
         stats = client.info("commandstats")
     busy = sum(
         entry["usec"]
         for name, entry in stats.items()
         if not name.startswith(("cmdstat_info", "cmdstat_config"))
     )
-    return elapsed / number * 1e6, busy / number
+    return wall, cpu, busy / number
 
 
 def postgres_server_time(
     conninfo: str, function: Callable[[], Any], number: int, table: str
-) -> tuple[float, float]:
-    """Wall-clock and PostgreSQL's own microseconds per call (statements naming ``table``)."""
+) -> tuple[float, float, float]:
+    """Wall-clock, client CPU and PostgreSQL's own µs per call (statements naming ``table``)."""
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("SELECT pg_stat_statements_reset()")
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        elapsed = time.perf_counter() - started
+        wall, cpu = timed(function, number)
         rows = connection.execute(
             "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements WHERE query LIKE %s",
             (f"%{table}%",),
         ).fetchall()
-    return elapsed / number * 1e6, float(rows[0][0]) * 1000 / number
+    return wall, cpu, float(rows[0][0]) * 1000 / number
 
 
 def server_times(
@@ -123,15 +134,19 @@ def server_times(
             if "reference" in label:
                 continue
             if name == "redis":
-                wall, server = redis_server_time(target, function, number)
+                wall, cpu, server = redis_server_time(target, function, number)
             else:
                 # The statements of the store's correct-code population, of its wrong-code
                 # one, or of the floor, told apart by the table they name.
                 table = "bench_floor"
                 if label.startswith("TwoFactor"):
                     table = "bench_c" if "compare-and-set" in label else "bench_w"
-                wall, server = postgres_server_time(target, function, number, table)
-            results[f"{group}: {label}"] = {"wall_us": wall, "server_us": server}
+                wall, cpu, server = postgres_server_time(target, function, number, table)
+            results[f"{group}: {label}"] = {
+                "wall_us": wall,
+                "client_cpu_us": cpu,
+                "server_us": server,
+            }
     return results
 
 
@@ -388,11 +403,12 @@ def main(argv: list[str] | None = None) -> int:
             label,
             f"{row['wall_us']:.0f}",
             f"{row['server_us']:.0f}",
-            f"{row['wall_us'] - row['server_us']:.0f}",
+            f"{row['client_cpu_us']:.0f}",
+            f"{row['wall_us'] - row['server_us'] - row['client_cpu_us']:.0f}",
         ]
         for label, row in servers.items()
     ]
-    headings = ["timed alone", "µs per call", "server µs", "client + network µs"]
+    headings = ["timed alone", "µs per call", "server µs", "client CPU µs", "rest µs"]
     print(markdown(headings, rows))
     print()
     labels = [label for label, _ in THREADS] + [f"{PROCESSES} processes"]

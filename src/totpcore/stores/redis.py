@@ -30,7 +30,9 @@ restart or ``SCRIPT FLUSH`` the ``NOSCRIPT`` reply is answered with one ``EVAL``
 caches the script again. Times are doubles in Lua as in Python: stored times are parsed with
 ``tonumber`` and a computed stamp is written with ``%.17g``, which reads back as the same
 float. Generations (62-bit) and steps are compared as decimal strings, never as Lua numbers,
-which are exact only up to 2**53.
+which are exact only up to 2**53. The charge (``begin_attempt``) answers with the record packed
+into one string by Lua's ``struct`` library (which Redis and Valkey both provide), the
+cheapest reply for the client to read; the other scripts answer 0 or 1.
 
 **Round trips.** ``get`` is one ``HMGET``; each scripted operation is one ``EVALSHA``. A
 login check (``begin_attempt`` then ``mark_used``) therefore costs two round trips, and so
@@ -82,6 +84,7 @@ import functools
 import hashlib
 import math
 import operator
+import struct
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -106,6 +109,8 @@ _STATUS = {status.value.encode(): status for status in Status}
 # Builds a record from a tuple of its fields without NamedTuple's Python-level constructor
 # (this runs on every verify).
 _new_record = functools.partial(tuple.__new__, UserRecord)
+# The head of a charge's packed reply: its code, then the byte length of each field.
+_PACKED_HEADER = struct.Struct(">B" + "I" * len(_FIELDS))
 
 
 # --- Lua -------------------------------------------------------------------------------------
@@ -116,6 +121,15 @@ _PRELUDE = (
     "#!lua\n"
     "local FIELDS = {" + ", ".join(f"'{name}'" for name in _FIELDS) + "}\n"
     f"local VERSION = '{SCHEMA_VERSION}'\n"
+    # The rules' constants, as Lua literals of the same doubles (repr reads back exactly), so
+    # that no call sends them.
+    f"local BUDGET = {BUDGET_SECONDS!r}\n"
+    f"local NUDGE = {STAMP_NUDGE!r}\n"
+    # Positions of the fields the charge reads, in FIELDS (Lua counts from 1).
+    + "".join(
+        f"local {name.upper()} = {_FIELDS.index(name) + 1}\n"
+        for name in ("status", "last_failure_at", "last_success_at", "locked_at", "failure_log")
+    )
     + r"""
 -- A stored time ('' is None) as a number. Errors (before any write) on a malformed value.
 local function num(text)
@@ -133,13 +147,6 @@ local function load(key)
   local record = {}
   for index, name in ipairs(FIELDS) do record[name] = values[index] or '' end
   return record
-end
-
--- The record as the list of its fields, in FIELDS order (what Python decodes).
-local function fields(record)
-  local values = {}
-  for index, name in ipairs(FIELDS) do values[index] = record[name] end
-  return values
 end
 
 -- Compares two decimal integers as Python writes them (str(int)), exactly whatever their
@@ -190,22 +197,39 @@ end
 """
 )
 
-# ARGV: status, now, free, base, cap, lockout, budget seconds, stamp nudge.
-# Returns 0 (no record) or {code, fields}: code 1 charged, 0 refused, 2 refused and locked.
+# A charge's answer, as a Lua expression over the array ``record`` and the number ``code``: the
+# code as one byte, the byte length of each field as a 4-byte unsigned integer, then the fields.
+_PACK = (
+    f"struct.pack('>B{'I4' * len(_FIELDS)}', code, "
+    + ", ".join(f"#record[{index}]" for index in range(1, len(_FIELDS) + 1))
+    + ") .. table.concat(record)"
+)
+
+# ARGV: status, now, free, base, cap, lockout.
+# Returns 0 (no record), or one string: the record packed after a code (1 charged, 0 refused,
+# 2 refused and locked; see _PACK), built by Lua's struct library in one call. One bulk string
+# is far cheaper for the client to read than an array of fifteen (redis-py parses each element
+# in Python), and for the server to write. The record is read and changed as the array HMGET
+# returns, by position: this runs on every login.
 _CHARGE = r"""
 local key = KEYS[1]
-local record = load(key)
-if record == nil then return 0 end
-if record.status ~= ARGV[1] or record.locked_at ~= '' then return {0, fields(record)} end
+local record = redis.call('HMGET', key, unpack(FIELDS))
+if not record[1] then return 0 end
+if record[1] ~= VERSION then error('totpcore: record of another schema version') end
+for index = 2, #FIELDS do record[index] = record[index] or '' end
+
+local function packed(code) return PACK end
+
+if record[STATUS] ~= ARGV[1] or record[LOCKED_AT] ~= '' then return packed(0) end
 local now_text = ARGV[2]
 local now = num(now_text)
-local last = num(record.last_failure_at)
-local log = record.failure_log
+local last = num(record[LAST_FAILURE_AT])
+local log = record[FAILURE_LOG]
 if log ~= '' then
   -- Prune and count: a stamp is kept while the run of failures after the latest fresh
   -- success, or the 24-hour budget, still needs it.
-  local since = num(record.last_success_at)
-  local cutoff = now - num(ARGV[7])
+  local since = num(record[LAST_SUCCESS_AT])
+  local cutoff = now - BUDGET
   local kept, run, recent = {}, 0, 0
   for token in string.gmatch(log, '[^,]+') do
     local stamp = num(token)
@@ -221,10 +245,10 @@ if log ~= '' then
   local lockout = num(ARGV[6])
   if run >= lockout or recent >= lockout then
     -- A limit is reached: refused, and the lock is written for every service to see.
-    record.locked_at = now_text
-    record.failure_log = log
+    record[LOCKED_AT] = now_text
+    record[FAILURE_LOG] = log
     redis.call('HSET', key, 'locked_at', now_text, 'failure_log', log)
-    return {2, fields(record)}
+    return packed(2)
   end
   -- delay_after(run, free, base, cap) of totpcore._throttle.
   local free, delay = num(ARGV[3]), 0
@@ -233,35 +257,40 @@ if log ~= '' then
     delay = num(ARGV[4]) * 2 ^ math.min(run - first, 40)
     if delay > num(ARGV[5]) then delay = num(ARGV[5]) end
   end
-  if delay ~= 0 and last ~= nil and now < last + delay then return {0, fields(record)} end
+  if delay ~= 0 and last ~= nil and now < last + delay then return packed(0) end
 end
 -- Stamps rise strictly, so a success takes back exactly its own charge.
 local stamp_text = now_text
 if last ~= nil and not (now > last) then
-  stamp_text = string.format('%.17g', last + num(ARGV[8]))
+  stamp_text = string.format('%.17g', last + NUDGE)
 end
 if log == '' then log = stamp_text else log = log .. ',' .. stamp_text end
-record.last_failure_at = stamp_text
-record.failure_log = log
+record[LAST_FAILURE_AT] = stamp_text
+record[FAILURE_LOG] = log
 redis.call('HSET', key, 'last_failure_at', stamp_text, 'failure_log', log)
-return {1, fields(record)}
-"""
+return packed(1)
+""".replace("PACK", _PACK)
 
 # ARGV: generation, step, drift, allow_equal ('1' or '0'), charged_at.
 _MARK_USED = r"""
-local record = usable(KEYS[1], ARGV[1], 'active')
-if record == nil then return 0 end
-local step, since = ARGV[2], record.last_success_at
-if record.last_step == '' or compare(record.last_step, step) < 0 then
+-- Only the fields the rule reads (the second call of every login): usable() would read all.
+local version, generation, status, last_step, since, log = unpack(redis.call('HMGET', KEYS[1],
+  'v', 'generation', 'status', 'last_step', 'last_success_at', 'failure_log'))
+if not version then return 0 end
+if version ~= VERSION then error('totpcore: record of another schema version') end
+if generation ~= ARGV[1] or status ~= 'active' then return 0 end
+local step = ARGV[2]
+last_step, since = last_step or '', since or ''
+if last_step == '' or compare(last_step, step) < 0 then
   since = later(since, ARGV[5])
-elseif not (ARGV[4] == '1' and record.last_step == step and since ~= '') then
+elseif not (ARGV[4] == '1' and last_step == step and since ~= '') then
   -- A repeat must be of a step accepted here: an imported record's mark, with no fresh
   -- success since, allows none.
   return 0
 end
 -- A repeat (API-header mode) takes back its own charge and leaves last_success_at alone.
 redis.call('HSET', KEYS[1], 'last_step', step, 'drift', ARGV[3], 'last_success_at', since,
-  'failure_log', refund(record.failure_log, ARGV[5]))
+  'failure_log', refund(log or '', ARGV[5]))
 return 1
 """
 
@@ -483,11 +512,32 @@ def _decode(values: Sequence[Any]) -> UserRecord | None:
         raise StoreError("a stored record is malformed") from None
 
 
+def _unpack(reply: bytes) -> tuple[int, list[bytes]]:
+    """A charge's packed reply as its code and the record's fields (see the script)."""
+    try:
+        code, *sizes = _PACKED_HEADER.unpack_from(reply)
+    except struct.error:
+        raise StoreError("a stored record is malformed") from None
+    values = []
+    position = _PACKED_HEADER.size
+    for size in sizes:
+        end = position + size
+        values.append(reply[position:end])
+        position = end
+    if position != len(reply):
+        raise StoreError("a stored record is malformed")
+    return code, values
+
+
 def _attempt(reply: Any) -> Attempt:
     """begin_attempt's script reply as an Attempt."""
     if reply == 0:
         return Attempt(None, False)
-    code, values = reply
+    if not isinstance(reply, bytes):
+        # A client that decodes replies was refused at construction; anything else is not
+        # what the script sends.
+        raise StoreError("Redis answered begin_attempt with an unexpected reply")
+    code, values = _unpack(reply)
     return Attempt(_decode(values), code == 1)
 
 
@@ -497,8 +547,12 @@ def _won(reply: Any) -> bool:
 
 
 def _wrote(reply: Any) -> bool:
-    """Whether a script's reply says it wrote (for ``wait_replicas``)."""
-    return bool(reply == 1 or (isinstance(reply, list) and reply and reply[0] != 0))
+    """Whether a script's reply says it wrote (for ``wait_replicas``).
+
+    Conditional scripts answer 1 when they wrote; a charge answers its packed record after a
+    code, 0 for a refusal without a write.
+    """
+    return bool(reply == 1 or (isinstance(reply, bytes) and reply[:1] != b"\x00"))
 
 
 def _is_noscript(error: Exception) -> bool:
@@ -569,6 +623,18 @@ class _Keys:
         self._meta = self._prefix + "meta"
         self._wait = wait_replicas
         self._wait_ms = max(1, round(wait_timeout * 1000))
+        # The last Limits object a charge was given, with its encoding: a service passes the
+        # same object on every login. Held as one tuple so that threads swap it atomically,
+        # and compared by identity (an equal Limits of other types must still be checked).
+        self._limits: tuple[Limits | None, tuple[str, ...]] = (None, ())
+
+    def _charge_arguments(self, status: Status, now: float, limits: Limits) -> list[str]:
+        """begin_attempt's arguments: status, now, free, base, cap, lockout."""
+        cached, texts = self._limits
+        if cached is not limits:
+            texts = _limit_texts(limits)
+            self._limits = (limits, texts)
+        return [status.value, _time(now), *texts]
 
     @property
     def prefix(self) -> str:
@@ -609,17 +675,14 @@ class _Keys:
         return reply
 
 
-def _charge_arguments(status: Status, now: float, limits: Limits) -> list[str]:
-    return [
-        status.value,
-        _time(now),
+def _limit_texts(limits: Limits) -> tuple[str, str, str, str]:
+    """The limits as the charge script's arguments (free, base, cap, lockout)."""
+    return (
         _integer(limits.free),
         _time(limits.base),
         _time(limits.cap),
         _integer(limits.lockout),
-        _time(BUDGET_SECONDS),
-        _time(STAMP_NUDGE),
-    ]
+    )
 
 
 def _mark_arguments(
@@ -791,7 +854,7 @@ class RedisStore(_Keys):
     def begin_attempt(self, user_id: str, *, status: Status, now: float, limits: Limits) -> Attempt:
         """Charge one attempt if the user may make one now (one script; see the Store protocol)."""
         reply = self._run(
-            "begin_attempt", self.user_key(user_id), _charge_arguments(status, now, limits)
+            "begin_attempt", self.user_key(user_id), self._charge_arguments(status, now, limits)
         )
         return _attempt(reply)
 
@@ -1089,7 +1152,7 @@ class AsyncRedisStore(_Keys):
     ) -> Attempt:
         """As :meth:`RedisStore.begin_attempt`."""
         reply = await self._run(
-            "begin_attempt", self.user_key(user_id), _charge_arguments(status, now, limits)
+            "begin_attempt", self.user_key(user_id), self._charge_arguments(status, now, limits)
         )
         return _attempt(reply)
 
