@@ -112,8 +112,14 @@ class Keys:
             raise CipherError("rotate_key needs a service configured with a cipher")
 
     def rotated(self) -> None:
-        """Every secret is now bound to user and generation: stop accepting 0.1.0 ones."""
+        """Every secret is now bound to user and generation: stop accepting 0.1.0 ones.
+
+        The key cache is emptied too, as :meth:`refresh_legacy` does in the other servers: a
+        key this server opened from a 0.1.0 ciphertext must not outlive the rotation (one
+        planted in a record before it would otherwise stay usable here).
+        """
         self.legacy = False
+        self.keyed.cache_clear()  # type: ignore[attr-defined]
 
     def rotated_settings(self) -> tuple[str, str | None]:
         """The settings to store after every secret was re-encrypted: fingerprint, legacy flag."""
