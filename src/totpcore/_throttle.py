@@ -23,5 +23,6 @@ def delay_after(failures: int, *, free: int, base: float, cap: float) -> float:
     first_delayed = free if free > 0 else 1
     if failures < first_delayed:
         return 0.0
-    # The exponent is capped so the power stays small; base * 2**40 exceeds any allowed cap.
+    # The exponent is capped so the power stays small: Policy keeps base_delay at 1 ms or more,
+    # and 0.001 * 2**40 s is far past the largest allowed cap (a day).
     return float(min(base * 2 ** min(failures - first_delayed, 40), cap))

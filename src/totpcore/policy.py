@@ -41,8 +41,8 @@ class Policy:
             compensate (default 12 hours); ``resync`` searches this far either side.
         free_failures: Consecutive failures allowed without any delay (typos happen).
         base_delay: Seconds to wait after the first failure past the free ones; doubles with
-            each further failure.
-        max_delay: Cap on that delay, in seconds.
+            each further failure. From 0.001 to 86,400.
+        max_delay: Cap on that delay, in seconds, from ``base_delay`` to 86,400.
         lockout_failures: Wrong codes after which the next attempt locks the user until an
             admin unlocks or resets them: at most this many consecutive failures, and at most
             this many charged attempts in any rolling 24 hours whatever successes interleave;
@@ -88,8 +88,10 @@ class Policy:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise TypeError(f"{name} must be a number of seconds")
-            if not 0 < value <= 86400:
-                raise InvalidParameterError(f"{name} must be above 0 and at most 86400 seconds")
+            # From a millisecond: the doubling stops at 2**40 times base_delay (the stores cap
+            # the exponent there), which a millisecond takes past the largest max_delay.
+            if not 0.001 <= value <= 86400:
+                raise InvalidParameterError(f"{name} must be from 0.001 to 86400 seconds")
         if self.max_delay < self.base_delay:
             raise InvalidParameterError("max_delay must not be smaller than base_delay")
         check_range(self.recovery_codes, "recovery_codes", 1, 100)
