@@ -683,8 +683,9 @@ def test_cli_module_imports_alone_without_the_service(module: str) -> None:
 # What `totpcore code` must start without: each is only needed by other commands or paths,
 # and each costs start-up (dataclasses loads inspect; the stock help formatter loads shutil).
 LAZY_FOR_CODE = (
-    "dataclasses", "datetime", "inspect", "random", "secrets", "shutil", "sqlite3",
-    "totpcore.cli.bench", "totpcore.service", "totpcore.stores", "totpcore.uri", "urllib",
+    "base64", "dataclasses", "datetime", "hashlib", "inspect", "random", "secrets", "shutil",
+    "sqlite3", "totpcore.cli.bench", "totpcore.service", "totpcore.stores", "totpcore.uri",
+    "urllib",
 )  # fmt: skip
 
 

@@ -765,3 +765,22 @@ def test_no_private_class_in_the_public_api() -> None:
     assert Match is totpcore.otp.Match
     assert Match.__module__ == "totpcore.otp"
     assert pickle.loads(pickle.dumps(Match(7, -1))) == Match(7, -1)
+
+
+def test_block_sizes_are_the_hashes_own() -> None:
+    """The HMAC block size the engine assumes for each algorithm is what hashlib reports."""
+    from totpcore._checks import HASHES
+    from totpcore._engine import BLOCK_SIZES
+
+    assert {name: new_hash().block_size for name, new_hash in HASHES.items()} == BLOCK_SIZES
+
+
+def test_hashes_are_hashlibs_own() -> None:
+    """The engine's hash constructors are hashlib's (taken from its OpenSSL module directly)."""
+    import hashlib
+
+    from totpcore._checks import HASHES
+
+    for name, new_hash in HASHES.items():
+        assert new_hash is getattr(hashlib, name.lower())
+        assert new_hash(b"abc").digest() == hashlib.new(name.lower(), b"abc").digest()

@@ -7,19 +7,26 @@ type (``bool`` counts as wrong: ``digits=True`` is a bug, not a 1), and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from totpcore.errors import InvalidParameterError
 
+try:
+    # CPython's OpenSSL constructors, which hashlib.sha1 and the others are. Importing hashlib
+    # itself would first try every algorithm it knows (fifteen OpenSSL fetches), a tenth of a
+    # command-line call's start-up, where three are needed.
+    from _hashlib import openssl_sha1 as _sha1
+    from _hashlib import openssl_sha256 as _sha256
+    from _hashlib import openssl_sha512 as _sha512
+except ImportError:  # another Python, or one built without OpenSSL: hashlib's own choice
+    from hashlib import sha1 as _sha1
+    from hashlib import sha256 as _sha256
+    from hashlib import sha512 as _sha512
+
 #: Hash algorithms RFC 6238 names, in their canonical spelling.
 ALGORITHMS = ("SHA1", "SHA256", "SHA512")
-HASHES: dict[str, Callable[..., Any]] = {
-    "SHA1": hashlib.sha1,
-    "SHA256": hashlib.sha256,
-    "SHA512": hashlib.sha512,
-}
+HASHES: dict[str, Callable[..., Any]] = {"SHA1": _sha1, "SHA256": _sha256, "SHA512": _sha512}
 MIN_DIGITS = 6
 MAX_DIGITS = 8
 #: RFC 4226 counters are 8-byte unsigned integers.

@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from totpcore._checks import HASHES, MAX_COUNTER
 
-__all__ = ["MAX_COUNTER", "Keyed", "Match", "code_value", "new_match"]
+__all__ = ["BLOCK_SIZES", "MAX_COUNTER", "Keyed", "Match", "code_value", "new_match"]
 
 # Pre-bound packers: the counter is an 8-byte big-endian message (RFC 4226 §5.2) and dynamic
 # truncation reads 4 bytes big-endian at an offset (§5.3).
@@ -29,12 +29,14 @@ _unpack_word: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_fr
 _INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
 _OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 # Each hash's block size (the HMAC key block), and the code templates of the usual lengths.
-_BLOCK_SIZES = {name: new_hash().block_size for name, new_hash in HASHES.items()}
+# Written out (FIPS 180-4): asking OpenSSL would fetch every algorithm at import, about a
+# millisecond each, where a command-line call needs one. A test checks them against hashlib.
+BLOCK_SIZES = {"SHA1": 64, "SHA256": 64, "SHA512": 128}
 _TEMPLATES = {digits: f"%0{digits}d" for digits in range(6, 9)}
 
 
-class Match(NamedTuple):
-    """A successful verification (an immutable named pair; always true in a boolean test).
+class Match(tuple[int, int]):
+    """A successful verification: an immutable ``(counter, offset)`` pair, always true.
 
     Attributes:
         counter: The HOTP counter (for TOTP, the time step) the code belongs to.
@@ -42,15 +44,35 @@ class Match(NamedTuple):
             than expected (a slow clock), positive when newer.
     """
 
-    counter: int
-    offset: int
+    # A tuple subclass written out rather than a typing.NamedTuple: building a NamedTuple
+    # class at import costs a tenth of a command-line call's start-up.
+    __slots__ = ()
+
+    def __new__(cls, counter: int, offset: int) -> Match:
+        return tuple.__new__(cls, (counter, offset))
+
+    @property
+    def counter(self) -> int:
+        """The HOTP counter (for TOTP, the time step) the code belongs to."""
+        return self[0]
+
+    @property
+    def offset(self) -> int:
+        """Distance in steps from the expected counter (negative: the code is older)."""
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Match(counter={self[0]!r}, offset={self[1]!r})"
+
+    def __getnewargs__(self) -> tuple[int, int]:
+        return (self[0], self[1])
 
 
 # The public home of Match is totpcore.otp (and the package root); naming it there keeps
 # pickles and documentation what they were before the arithmetic moved into this module.
 Match.__module__ = "totpcore.otp"
-# Built by tuple.__new__ bound in C: every correct code builds one, and NamedTuple's generated
-# constructor (like a frozen dataclass's __init__) is a Python call costing a tenth of a verify.
+# Built by tuple.__new__ bound in C: every correct code builds one, and a Python-level
+# constructor (like a frozen dataclass's __init__) costs a tenth of a verify.
 new_match: Callable[[tuple[int, int]], Match] = functools.partial(tuple.__new__, Match)
 
 
@@ -87,7 +109,7 @@ class Keyed:
         new_hash = HASHES[algorithm]
         # Tables rather than a throwaway hash object and a new format string per key: a
         # service building keys for many users pays this on every key-cache miss.
-        block_size = _BLOCK_SIZES[algorithm]
+        block_size = BLOCK_SIZES[algorithm]
         if len(key) > block_size:  # RFC 2104 §2: long keys are hashed first
             key_block = new_hash(key).digest().ljust(block_size, b"\0")
         else:
