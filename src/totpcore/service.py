@@ -23,7 +23,6 @@ from totpcore._core import (
     LEGACY_SETTING,
     LOCKOUT_SETTING,
     MAX_CODE_LENGTH,
-    Check,
     Core,
 )
 from totpcore._shell import is_async_store, store_errors, store_failure
@@ -363,7 +362,23 @@ class TwoFactor:
         if _monotonic() >= core.settings_due:  # the store's settings, re-read every minute
             self._refresh()
         if self._one_commit:
-            return self._check_in_one(user_id, check, allow_equal)
+            # The whole check in the store's one transaction (one durable commit); written
+            # out here rather than in a helper: this is the hot path of the built-in stores.
+            try:
+                decision, won = store.charge_and_mark(  # type: ignore[attr-defined]
+                    user_id,
+                    status=_ACTIVE,
+                    now=check[2],
+                    limits=core.limits,
+                    evaluate=lambda attempt: core.evaluate(check, attempt, allow_equal),
+                )
+            except TotpcoreError:
+                raise
+            except Exception as error:
+                raise store_failure("verify", error) from error
+            if isinstance(decision, Verdict):
+                return decision
+            return core.marked(decision, won)
         try:
             attempt = store.begin_attempt(user_id, status=_ACTIVE, now=check[2], limits=core.limits)
         except TotpcoreError:
@@ -387,25 +402,6 @@ class TwoFactor:
         except Exception as error:
             raise store_failure("verify", error) from error
         return core.marked(plan, won)
-
-    def _check_in_one(self, user_id: str, check: Check, allow_equal: bool) -> Verdict:
-        """The login check on a store that runs it in one transaction (one durable commit)."""
-        core = self._core
-        try:
-            decision, won = self.store.charge_and_mark(  # type: ignore[attr-defined]
-                user_id,
-                status=_ACTIVE,
-                now=check[2],
-                limits=core.limits,
-                evaluate=lambda attempt: core.evaluate(check, attempt, allow_equal),
-            )
-        except TotpcoreError:
-            raise
-        except Exception as error:
-            raise store_failure("verify", error) from error
-        if isinstance(decision, Verdict):
-            return decision
-        return core.marked(decision, won)
 
     def resync(self, user_id: str, code1: str, code2: str) -> Verdict:
         """Resynchronise a device whose clock is far off, from two consecutive fresh codes.
