@@ -66,7 +66,7 @@ class TwoFactor:
         cipher: Encrypts secrets before they reach the store; ``None`` stores them as is.
         key_cache_size: How many users' keys to keep decrypted, with their HMAC state
             precomputed (least recently used out first); 0 keeps none. Each entry takes about
-            0.85 KB. A miss costs about half a verify (more with a cipher), so size it to the
+            0.8 KB. A miss costs about half a verify (more with a cipher), so size it to the
             users active at once: see the performance guide.
 
     Raises:

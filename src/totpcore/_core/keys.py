@@ -33,9 +33,9 @@ LOCKOUT_SETTING = "lockout_failures"
 PLAINTEXT = "none"
 _LEGACY_POSSIBLE = "possible"
 _LEGACY_REWRITTEN = "rewritten"
-#: How many users' HMAC states a service keeps by default (about 0.85 KB each).
+#: How many users' HMAC states a service keeps by default (about 0.8 KB each).
 DEFAULT_KEY_CACHE_SIZE = 4096
-#: The largest key cache a service accepts (about 8.5 GB at 0.85 KB per user).
+#: The largest key cache a service accepts (about 8 GB at 0.8 KB per user).
 MAX_KEY_CACHE_SIZE = 10_000_000
 
 
