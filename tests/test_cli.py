@@ -665,8 +665,15 @@ def test_cli_module_imports_alone_without_the_service(module: str) -> None:
         f"assert main(['code', '--secret', {SECRET!r}, '--at', '0']) == 0\n"
         f"print(sorted(m for m in sys.modules if m.startswith({HEAVY_MODULES!r})))\n"
     )
-    # Without coverage's hand-off to child processes: coverage itself loads sqlite3, and what
-    # is measured here is the command's own start-up.
+    assert last_line_of(program) == "[]"
+
+
+def last_line_of(program: str) -> str:
+    """Run ``program`` in a fresh interpreter; it must succeed; return its last line of output.
+
+    Without coverage's hand-off to child processes: coverage itself loads sqlite3, and what
+    the callers check is the command's own start-up.
+    """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
     result = subprocess.run(
         [sys.executable, "-c", program],
@@ -677,7 +684,7 @@ def test_cli_module_imports_alone_without_the_service(module: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
+    return result.stdout.splitlines()[-1]
 
 
 # What `totpcore code` must start without: each is only needed by other commands or paths,
@@ -704,17 +711,7 @@ def test_code_loads_only_what_it_uses() -> None:
         "added = set(sys.modules) - before\n"
         f"print(sorted(m for m in added if m.startswith({LAZY_FOR_CODE!r})))\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
+    assert last_line_of(program) == "[]"
 
 
 def test_command_table_matches_the_commands_defined() -> None:
@@ -807,17 +804,7 @@ def test_bench_is_listed_but_loaded_only_for_itself() -> None:
         f"assert main(['code', '--secret', {SECRET!r}, '--at', '0']) == 0\n"
         "print(sorted(m for m in sys.modules if m.endswith('bench')))\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
+    assert last_line_of(program) == "[]"
     assert re.search(r"^    bench\s", ok("--help"), re.MULTILINE)
     assert ok("bench", "--help").startswith("usage: totpcore bench")
     assert "--rounds" in refused(2, "--json", "bench", "--rounds", "0")
