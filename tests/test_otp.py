@@ -29,7 +29,7 @@ from totpcore import (
     hotp,
 )
 from totpcore._checks import HASHES
-from totpcore._engine import Keyed, code_value
+from totpcore._engine import RECENT_LIMIT, RECENT_MATCHES, Keyed, code_value
 
 MAX_COUNTER = 2**64 - 1
 #: The RFC 4226 Appendix D key, ASCII "12345678901234567890".
@@ -505,6 +505,108 @@ def test_match_is_the_nearest_matching_step(
     nearest = nearest_match(values, wanted, step)
     assert nearest is not None
     assert short.around(wanted, step, past, future) == nearest.counter
+
+
+def test_engine_scans_agree() -> None:
+    """TOTP.verify's written-out window scan and Keyed.around give the same, right answer.
+
+    TOTP.verify carries its own copy of the scan (a call less on the hot path); both are
+    checked against the plain rule for every window shape from (0, 0) to (10, 10) and every
+    expected step around a repeated code (REPEAT_KEY's counters 1302 and 1316), so that one
+    match, two matches (nearer past, nearer future, a tie) and no match all come up. The same
+    matched counter is met from many expected steps in turn, so a reused Match with a stale
+    offset would show too.
+    """
+    otp = TOTP(REPEAT_KEY, period=1)
+    keyed = Keyed(REPEAT_KEY, digits=6, algorithm="SHA1")
+    code = otp.generate(1302)
+    assert otp.generate(1316) == code
+    span = range(1302 - MAX_WINDOW - 2, 1316 + MAX_WINDOW + 3)
+    values = {counter: keyed.value(counter) for counter in span}
+    outcomes = set()
+    for step in range(1302 - MAX_WINDOW - 1, 1316 + MAX_WINDOW + 2):
+        for past in range(MAX_WINDOW + 1):
+            for future in range(MAX_WINDOW + 1):
+                window = {c: v for c, v in values.items() if step - past <= c <= step + future}
+                expected = nearest_match(window, int(code), step)
+                found = otp.verify(code, at=step, window=(past, future))
+                assert found == expected, (step, past, future)
+                if past == future:  # the int form, and the default window's own path
+                    assert otp.verify(code, at=step, window=past) == expected
+                    if past == 1:
+                        assert otp.verify(code, at=step) == expected
+                assert keyed.around(int(code), step, past, future) == (
+                    -1 if expected is None else expected.counter
+                )
+                outcomes.add(None if found is None else found.offset == 0)
+    assert outcomes == {None, True, False}
+
+
+@pytest.mark.parametrize(
+    ("step", "past", "future", "computed"),
+    [
+        (1, 5, 1, range(3)),
+        (MAX_COUNTER - 1, 1, 5, range(MAX_COUNTER - 2, MAX_COUNTER + 1)),
+        (0, 1, 1, range(2)),
+        (1, 1, 1, range(3)),
+        (MAX_COUNTER - 1, 1, 1, range(MAX_COUNTER - 2, MAX_COUNTER + 1)),
+        (MAX_COUNTER, 1, 1, range(MAX_COUNTER - 1, MAX_COUNTER + 1)),
+    ],
+    ids=[
+        "clipped at 0",
+        "clipped at 2**64-1",
+        "default window at 0",
+        "default window at 1",
+        "default window below 2**64-1",
+        "default window at 2**64-1",
+    ],
+)
+def test_totp_verify_computes_the_clipped_window_whole(
+    key: bytes, step: int, past: int, future: int, computed: range
+) -> None:
+    """Both scans compute every counter of the window, clipped to 0 .. 2**64-1.
+
+    TOTP.verify's own scan and Keyed.around, through the general path and the default
+    window's (three counters, taken only away from both ends). The code is the first
+    counter's, so an early exit would show as a shorter log.
+    """
+    otp = TOTP(key, period=1)
+    code = otp.generate(computed[0])
+    inner = otp._keyed.inner  # noqa: SLF001
+    windows: list[int | tuple[int, int]] = [(past, future)]
+    if past == future == 1:
+        windows.append(1)  # the default window takes its own path
+    for window in windows:
+        log: list[int] = []
+        otp._keyed.inner = RecordingHash(inner, log)  # noqa: SLF001
+        assert otp.verify(code, at=step, window=window) == Match(computed[0], computed[0] - step)
+        assert log == list(computed)
+        keyed = Keyed(key, digits=6, algorithm="SHA1")
+        log = []
+        keyed.inner = RecordingHash(keyed.inner, log)
+        assert keyed.around(int(code), step, past, future) == computed[0]
+        assert log == list(computed)
+
+
+def test_recent_matches_stay_bounded_and_right() -> None:
+    """Reused Match objects: the same value as a fresh one, and the record stays small.
+
+    Verifying at many different steps (as a service does over hours, or callers passing
+    ``at=``) never lets RECENT_MATCHES pass RECENT_LIMIT entries, and a repeat at the same
+    step hands back an equal Match whose offset is measured from that step.
+    """
+    otp = TOTP(RFC4226_KEY, period=1)
+    for step in range(1_000, 1_000 + 3 * RECENT_LIMIT):
+        code = otp.generate(step - 1)
+        first = otp.verify(code, at=step)
+        again = otp.verify(code, at=step)
+        assert first == again == Match(step - 1, -1)
+        assert type(first) is Match
+        assert len(RECENT_MATCHES) <= RECENT_LIMIT
+    # The same step matched from the next step on: a different offset, never the stale one.
+    assert otp.verify(otp.generate(5_000), at=5_000) == Match(5_000, 0)
+    assert otp.verify(otp.generate(5_000), at=5_001) == Match(5_000, -1)
+    assert otp.verify(otp.generate(5_000), at=5_000) == Match(5_000, 0)
 
 
 # --- HOTP ----------------------------------------------------------------------------------

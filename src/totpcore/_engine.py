@@ -19,12 +19,24 @@ from typing import Any
 
 from totpcore._checks import HASHES, MAX_COUNTER
 
-__all__ = ["BLOCK_SIZES", "MAX_COUNTER", "Keyed", "Match", "code_value", "new_match"]
+__all__ = [
+    "BLOCK_SIZES",
+    "MAX_COUNTER",
+    "PACK_COUNTER",
+    "RECENT_LIMIT",
+    "RECENT_MATCHES",
+    "UNPACK_WORD",
+    "Keyed",
+    "Match",
+    "code_value",
+    "new_match",
+    "remember_match",
+]
 
 # Pre-bound packers: the counter is an 8-byte big-endian message (RFC 4226 §5.2) and dynamic
 # truncation reads 4 bytes big-endian at an offset (§5.3).
-_pack_counter: Callable[[int], bytes] = struct.Struct(">Q").pack
-_unpack_word: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_from
+PACK_COUNTER: Callable[[int], bytes] = struct.Struct(">Q").pack
+UNPACK_WORD: Callable[[bytes, int], tuple[int]] = struct.Struct(">I").unpack_from
 # HMAC pads (RFC 2104): the key XOR 0x36 for the inner hash and XOR 0x5C for the outer one.
 _INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
 _OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
@@ -75,6 +87,30 @@ Match.__module__ = "totpcore.otp"
 # constructor (like a frozen dataclass's __init__) costs a tenth of a verify.
 new_match: Callable[[tuple[int, int]], Match] = functools.partial(tuple.__new__, Match)
 
+#: The match last handed out for each matched counter, with the expected counter it was
+#: measured from: ``{matched: (expected, Match)}``. At any moment every TOTP user's correct
+#: code matches one of a few time steps, so a handful of entries serve every user; building
+#: and freeing a fresh ``Match`` costs a tenth of a verify, a look-up here a hundredth. A
+#: ``Match`` is immutable, so handing one instance to many callers is safe; a dict's get and
+#: set are atomic, so threads need no lock (a race builds one match twice, no more).
+RECENT_MATCHES: dict[int, tuple[int, Match]] = {}
+#: Entries kept before :func:`remember_match` starts afresh: HOTP users, or verifications at
+#: arbitrary ``at=`` times, would otherwise grow the dict without bound.
+RECENT_LIMIT = 64
+
+
+def remember_match(matched: int, expected: int) -> Match:
+    """Build ``Match(matched, matched - expected)`` and record it in :data:`RECENT_MATCHES`.
+
+    Hot paths look in :data:`RECENT_MATCHES` themselves (an entry whose expected counter is
+    ``expected`` is the answer) and come here only on a miss.
+    """
+    match = new_match((matched, matched - expected))
+    if len(RECENT_MATCHES) >= RECENT_LIMIT:
+        RECENT_MATCHES.clear()
+    RECENT_MATCHES[matched] = (expected, match)
+    return match
+
 
 class Keyed:
     """Precomputed HMAC state of one key (inner/outer pad hash objects), the hot path.
@@ -93,16 +129,17 @@ class Keyed:
         algorithm: Canonical hash name.
         inner: Hash object already fed the inner pad (key XOR 0x36); copied per counter.
         outer: Hash object already fed the outer pad (key XOR 0x5C); copied per counter.
+        modulus: ``10 ** digits``, which reduces the truncated value to a code.
     """
 
-    __slots__ = ("_modulus", "_template", "algorithm", "digits", "inner", "key", "outer")
+    __slots__ = ("_template", "algorithm", "digits", "inner", "key", "modulus", "outer")
 
     key: bytes
     digits: int
     algorithm: str
     inner: Any
     outer: Any
-    _modulus: int
+    modulus: int
     _template: str
 
     def __init__(self, key: bytes, *, digits: int, algorithm: str) -> None:
@@ -119,29 +156,29 @@ class Keyed:
         self.algorithm = algorithm
         self.inner = new_hash(key_block.translate(_INNER_PAD))
         self.outer = new_hash(key_block.translate(_OUTER_PAD))
-        self._modulus = 10**digits
+        self.modulus = 10**digits
         # %-formatting: the fastest zero-padding in CPython.
         self._template = _TEMPLATES.get(digits) or f"%0{digits}d"
 
     def value(self, counter: int) -> int:
         """Return the truncated HOTP value of ``counter`` (0 to 2**64-1, not checked)."""
         inner = self.inner.copy()
-        inner.update(_pack_counter(counter))
+        inner.update(PACK_COUNTER(counter))
         outer = self.outer.copy()
         outer.update(inner.digest())
         digest = outer.digest()
-        return (_unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self._modulus
+        return (UNPACK_WORD(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self.modulus
 
     def code(self, counter: int) -> str:
         """Return the code of ``counter`` (0 to 2**64-1, not checked), zero-padded."""
         # The body of value(), inlined: generate() is one HMAC, so the extra call would be a
         # few percent of it.
         inner = self.inner.copy()
-        inner.update(_pack_counter(counter))
+        inner.update(PACK_COUNTER(counter))
         outer = self.outer.copy()
         outer.update(inner.digest())
         digest = outer.digest()
-        value = (_unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self._modulus
+        value = (UNPACK_WORD(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % self.modulus
         return self._template % value
 
     def values(self, first: int, last: int) -> list[int]:
@@ -172,16 +209,21 @@ class Keyed:
             plain int: the service needs only the counter, and building a :class:`Match`
             (which callers like :meth:`totpcore.TOTP.verify` do) costs a tenth of a verify.
         """
-        first = counter - past if counter > past else 0
-        last = counter + future
-        if last > MAX_COUNTER:
-            last = MAX_COUNTER
+        if past == 1 == future and 0 < counter < MAX_COUNTER:
+            # The usual ±1 away from both ends of the counter range: three counters as a
+            # tuple, where building and running a range() costs a twentieth of a verify.
+            candidates: tuple[int, ...] | range = (counter - 1, counter, counter + 1)
+        else:
+            first = counter - past if counter > past else 0
+            last = counter + future
+            if last > MAX_COUNTER:
+                last = MAX_COUNTER
+            candidates = range(first, last + 1)
         # Locals instead of attribute and global look-ups inside the loop.
-        inner, outer, modulus = self.inner, self.outer, self._modulus
-        pack, unpack = _pack_counter, _unpack_word
+        inner, outer, modulus = self.inner, self.outer, self.modulus
+        pack, unpack = PACK_COUNTER, UNPACK_WORD
         matched = -1
-        nearest = 0  # |matched - counter|; only read once matched >= 0
-        for candidate in range(first, last + 1):
+        for candidate in candidates:
             # The body of value(), inlined: a method call per slot would cost more than a
             # tenth of the verify.
             mac = inner.copy()
@@ -189,12 +231,15 @@ class Keyed:
             outer_mac = outer.copy()
             outer_mac.update(mac.digest())
             digest = outer_mac.digest()
-            if (unpack(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % modulus == wanted:
-                # Rare, so the distance is only worked out here. Counters rise, so strict `<`
-                # keeps the earlier of two equally near matches.
-                distance = abs(candidate - counter)
-                if matched < 0 or distance < nearest:
-                    matched, nearest = candidate, distance
+            # A later match replaces an earlier one only if strictly nearer to ``counter``.
+            # Candidates rise, so with matched < candidate that is exactly
+            # ``candidate - counter < counter - matched`` (a candidate at or before
+            # ``counter`` always wins, one after it wins against a farther earlier match
+            # only); ties keep the earlier one.
+            if (unpack(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF) % modulus == wanted and (
+                matched < 0 or candidate - counter < counter - matched
+            ):
+                matched = candidate
         return matched
 
 
