@@ -171,7 +171,11 @@ class Core:
 
     def now(self) -> float:
         """Read the injected clock, refusing values no step can be computed from."""
-        now = self._clock()
+        return self._checked_time(self._clock())
+
+    @staticmethod
+    def _checked_time(now: object) -> float:
+        """The clock's reading as a float, refusing values no step can be computed from."""
         if type(now) is not float:  # the usual case (time.time) skips the type checks
             if not isinstance(now, int) or isinstance(now, bool):
                 raise TypeError("clock must return Unix seconds as int or float")
@@ -194,7 +198,11 @@ class Core:
         ):
             check_user_id(user_id)
         if type(code) is str and len(code) == 6 and code.isascii() and code.isdigit():
-            return _new_check((int(code), 6, self.now()))
+            # now(), inlined for the usual clock (time.time, a float in range).
+            now = self._clock()
+            if type(now) is float and 0 <= now < _LATEST_TIME:
+                return _new_check((int(code), 6, now))
+            return _new_check((int(code), 6, self._checked_time(now)))
         parsed = parse_code(code)
         if parsed is None:
             return None
