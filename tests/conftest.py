@@ -29,6 +29,7 @@ from helpers import (
     ServiceFactory,
     StoreMaker,
     fresh_redis_store,
+    known_secrets,
     load_vectors,
     png_from_matrix,
     require_program,
@@ -142,6 +143,17 @@ def make_service(store: Store, shell: str) -> Iterator[MakeService]:
     """
     with ServiceFactory(store, shell) as factory:
         yield factory
+
+
+@pytest.fixture(name="known_secrets")
+def known_secrets_fixture() -> Iterator[None]:
+    """For the whole test, the secrets services make are fixed keys (see helpers.known_secrets).
+
+    For scenarios that check many of a phone's codes, where a random secret would let two
+    steps share a code by chance and change a verdict.
+    """
+    with known_secrets():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import os
+import secrets
 import shutil
 import struct
 import subprocess
+import types
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, cast
+from unittest import mock
 
 import pytest
 
 from totpcore import (
+    TOTP,
     AsyncMemoryStore,
     AsyncPostgresStore,
     AsyncRedisStore,
@@ -53,10 +59,12 @@ __all__ = [
     "StoreMaker",
     "close_async_store",
     "fresh_redis_store",
+    "known_secrets",
     "load_vectors",
     "png_from_matrix",
     "require_program",
     "services_required",
+    "wrong_code",
     "zbar_decode",
 ]
 
@@ -128,6 +136,54 @@ def zbar_decode(path: Path) -> str:
     )
     assert result.returncode == 0, f"zbarimg could not read {path.name}"
     return result.stdout.rstrip("\n")
+
+
+# --- codes that are never right by chance --------------------------------------------------
+#
+# A code chosen blindly ("000000", or the right code plus one) is the code of any given step
+# with probability 10**-digits, about one in a million: against a random secret, a test that
+# expects it refused fails once in a few hundred thousand runs for every step its window
+# reaches. The same holds for a phone's own code meant for one step, which another step of the
+# window may share. Tests therefore pick wrong codes that no step near the times they are used
+# produces, and pin the secrets where a scenario checks many of the phone's codes.
+
+
+def wrong_code(phone: TOTP, *times: float, steps: int = 3) -> str:
+    """A well-formed code that ``phone`` shows at no step within ``steps`` of any of ``times``.
+
+    Give every time at which the code is sent: it is then refused (INVALID) at each of them
+    by any window of up to ``steps`` steps, whatever the secret.
+    """
+    near = {
+        phone.generate(max(at + phone.period * offset, 0.0))
+        for at in times
+        for offset in range(-steps, steps + 1)
+    }
+    codes = (f"{n:0{phone.digits}d}" for n in range(10**phone.digits))
+    return next(code for code in codes if code not in near)
+
+
+@contextlib.contextmanager
+def known_secrets() -> Iterator[None]:
+    """Inside the block, every secret a service makes for a user is a fixed key.
+
+    The n-th new secret of the block is derived from n: distinct keys, the same in every run.
+    A scenario that checks many of a phone's codes (replays, drift, old phones after a reset)
+    is then the same in every run, instead of failing when a random secret happens to give
+    two steps of one window the same code (see :func:`wrong_code`). Only the secrets of new
+    enrolments are pinned (``enable``, ``enable_many``, ``reset``); generations, recovery
+    codes and ciphertext nonces stay random.
+    """
+    from totpcore._core import decide
+
+    counter = itertools.count()
+
+    def token_bytes(size: int) -> bytes:
+        return hashlib.shake_256(f"totpcore test secret {next(counter)}".encode()).digest(size)
+
+    pinned = types.SimpleNamespace(token_bytes=token_bytes, randbits=secrets.randbits)
+    with mock.patch.object(decide, "_secrets", pinned):
+        yield
 
 
 # --- services on both shells ---------------------------------------------------------------

@@ -678,6 +678,7 @@ def test_setup_guesses_follow_the_user_into_active(store: Store) -> None:
     service.disable("alice")
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
+    stream = guesses(phone, clock)  # wrong for the new secret, not only for the old one
     strict = Policy(lockout_failures=3, free_failures=3, recovery_iterations=1_000)
     app = TwoFactor(store, issuer="X", policy=strict, clock=clock)
     for _ in range(3):
@@ -712,19 +713,24 @@ def test_a_strict_lockout_is_a_store_wide_bound(store: Store) -> None:
 
 # --- rule 2: the delay and parallel guesses ------------------------------------------------
 
+#: The frozen clock reading of the processes' burst: two steps after the enrolment.
+BURST_AT = START + 60
 
-def _burst_at_one_instant(path: str, seed: int, lockout: int, results: Any) -> None:
-    """One app server, 4 threads guessing at a frozen clock reading; puts the reasons."""
+
+def _burst_at_one_instant(path: str, codes: list[str], lockout: int, results: Any) -> None:
+    """One app server, 4 threads guessing ``codes`` (4 each) at a frozen clock reading.
+
+    Puts the reasons.
+    """
     store = SQLiteStore(path)
     policy = Policy(lockout_failures=lockout, recovery_iterations=1_000)
-    service = TwoFactor(store, issuer="X", policy=policy, clock=Clock(START + 60))
+    service = TwoFactor(store, issuer="X", policy=policy, clock=Clock(BURST_AT))
     reasons: list[str] = []
     lock = threading.Lock()
 
     def guess(offset: int) -> None:
-        rng = random.Random(seed * 10 + offset)
-        for _ in range(4):
-            reason = service.verify_request("alice", f"{rng.randrange(10**6):06d}").reason
+        for code in codes[4 * offset : 4 * offset + 4]:
+            reason = service.verify_request("alice", code).reason
             with lock:
                 reasons.append(reason.value)
 
@@ -746,12 +752,18 @@ def test_parallel_guesses_from_processes_with_different_policies(tmp_path: Path)
     """
     path = str(tmp_path / "shared.sqlite3")
     setup = SQLiteStore(path)
-    enrolled(setup)
+    _, phone, _ = enrolled(setup)
+    # Wrong at the burst's reading whatever the (random) secret: a guess that happened to be
+    # right would be accepted and end the run of failures.
+    stream = guesses(phone, Clock(BURST_AT))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
-        context.Process(target=_burst_at_one_instant, args=(path, seed, lockout, results))
-        for seed, lockout in enumerate((100, 50, 20))
+        context.Process(
+            target=_burst_at_one_instant,
+            args=(path, [next(stream) for _ in range(16)], lockout, results),
+        )
+        for lockout in (100, 50, 20)
     ]
     for worker in workers:
         worker.start()
@@ -954,6 +966,9 @@ def test_async_gateway_shares_the_throttle_and_the_lock(store: Store) -> None:
 # --- rule 4: the replay mark ---------------------------------------------------------------
 
 
+# Known secrets: the lost phones' codes are checked under each new secret, which could share
+# one of them by chance (about one run in 70,000 with random secrets).
+@pytest.mark.usefixtures("known_secrets")
 def test_requests_in_flight_across_a_reset_change_nothing(store: Store) -> None:
     """Attack: the thief of the lost phone keeps sending its codes while the admin resets.
 
@@ -997,6 +1012,9 @@ def test_requests_in_flight_across_a_reset_change_nothing(store: Store) -> None:
         service.unlock("alice")
 
 
+# Known secrets: dozens of logged codes are replayed into a 21-step window, where a random
+# secret gives one of them a fresh step's code about one run in 10,000.
+@pytest.mark.usefixtures("known_secrets")
 def test_logged_codes_stay_dead_on_every_path(store: Store) -> None:
     """Attack: replay every code from the proxy logs, through every path, across clock steps.
 
@@ -1180,6 +1198,9 @@ def test_clock_step_back_revives_an_hour_old_header(store: Store) -> None:
     assert not verdict, "an hour-old header was accepted"
 
 
+# Known secrets: the setup code must not be a later step's of the window by chance, nor the
+# pair's second code its first's (each about one run in a million with random secrets).
+@pytest.mark.usefixtures("known_secrets")
 def test_sniffed_resync_and_setup_codes(store: Store) -> None:
     """Attack: reuse the codes of the victim's setup confirmation and of their resync pair.
 
@@ -1282,6 +1303,8 @@ class _SloppyStore(Interposer):
         return won or "lost"  # type: ignore[return-value]
 
 
+# Known secrets: the logged code must not also be the next step's (one run in a million).
+@pytest.mark.usefixtures("known_secrets")
 def test_a_sloppy_store_answer_is_not_an_acceptance() -> None:
     """Attack: replay a logged code against a store whose "no" is truthy.
 

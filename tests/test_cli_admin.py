@@ -142,6 +142,21 @@ def encrypted_store(tmp_path: Path) -> tuple[Path, Path]:
     return db, keys
 
 
+def next_step_code(otp: TOTP) -> str:
+    """The code of the step after the current one (by the real clock), for a used step.
+
+    The service matches the nearest step of its window, so a next-step code that the current
+    or the previous step shares (once in 500,000 for 6 digits) would be matched there and
+    refused as a replay of the import's step: then this waits for the next step instead.
+    """
+    while True:
+        now = time.time()
+        code = otp.generate(now + otp.period)
+        if code not in {otp.generate(now), otp.generate(now - otp.period)}:
+            return code
+        time.sleep(otp.period - now % otp.period + 0.05)
+
+
 def wrong_code(otp: TOTP) -> str:
     """A well-formed code that no step near now produces."""
     now = time.time()
@@ -334,7 +349,7 @@ def test_imported_users_verify_and_resync(tmp_path: Path) -> None:
     db, keys = encrypted_store(tmp_path)
     # SHA256, 8 digits, 60 s: only the user's own parameters produce it. The next step's code:
     # codes up to the import's step are refused, as the old system may have used them.
-    code = ANN.generate(time.time() + 60)
+    code = next_step_code(ANN)
     accepted = admin(db, "verify", "ann", code, keys=keys)
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("accepted (drift ")
@@ -346,9 +361,7 @@ def test_imported_users_verify_and_resync(tmp_path: Path) -> None:
     assert invalid.returncode == 1
     assert invalid.stdout.startswith("invalid")
 
-    verdict = json.loads(
-        ok(db, "verify", "ben", BEN.generate(time.time() + 30), "--json", keys=keys)
-    )
+    verdict = json.loads(ok(db, "verify", "ben", next_step_code(BEN), "--json", keys=keys))
     assert verdict["accepted"] is True
     assert verdict["reason"] == "accepted"
     assert verdict["drift"] in (-1, 0, 1)
@@ -399,7 +412,7 @@ def test_rotate_key(tmp_path: Path) -> None:
     assert ok(db, "rotate-key", keys=both).strip() == "re-encrypted 3 secrets under the current key"
 
     new_only = key_file(tmp_path / "keys-b", KEY_B)
-    next_code = ANN.generate(time.time() + 60)  # the import's own step is refused
+    next_code = next_step_code(ANN)  # the import's own step is refused
     assert ok(db, "verify", "ann", next_code, keys=new_only).startswith("accepted")
     shown = json.loads(admin(db, "setup", "cat", "--json", keys=new_only).stdout)
     assert TOTP.from_secret(shown["secret"]).key not in database_bytes(db)
@@ -503,9 +516,17 @@ def _url_lifecycle(db: str) -> None:
     enabled = admin(db, "enable", "carol", "--json")  # type: ignore[arg-type]
     assert enabled.returncode == 0, enabled.stderr
     assert json.loads(enabled.stdout) == {"carol": "setup_pending"}
-    setup = admin(db, "setup", "carol", "--json", stdin="000000\n")  # type: ignore[arg-type]
-    secret = json.loads(setup.stdout.split("\n}\n")[0] + "\n}")["secret"]
+    shown = admin(db, "setup", "carol", "--json")  # type: ignore[arg-type]
+    assert shown.returncode == 1  # no confirmation code typed yet
+    secret = json.loads(shown.stdout)["secret"]
     phone = TOTP.from_secret(secret)
+    # A code the phone shows at no step near now: a fixed one ("000000") would be right for
+    # the random secret about once in 300,000 runs, and set carol up.
+    wrong = wrong_code(phone) + "\n"
+    setup = admin(db, "setup", "carol", "--json", stdin=wrong)  # type: ignore[arg-type]
+    assert setup.returncode == 1
+    assert "not valid" in setup.stderr
+    assert json.loads(setup.stdout)["secret"] == secret
     listed = admin(db, "list", "--json")  # type: ignore[arg-type]
     assert json.loads(listed.stdout) == [{"user": "carol", "status": "setup_pending"}]
     assert phone.now()  # the secret shown is a usable key
@@ -513,6 +534,12 @@ def _url_lifecycle(db: str) -> None:
 
 def test_admin_on_a_redis_url(redis_server: Any) -> None:
     """``--db redis://...`` runs the admin actions on a RedisStore (a real server)."""
+    # The URL's store has the default key prefix, which other modules' tests write under
+    # (tests/test_redis.py flushes before its tests, not after): start from an empty database,
+    # whatever ran before.
+    client = redis_server.client()
+    client.flushdb()
+    client.close()
     _url_lifecycle(redis_server.url)
 
 

@@ -77,8 +77,10 @@ def test_verify_finds_pyotp_codes_at_their_offset(key: bytes, at: int, offset: i
     match = TOTP(key).verify(theirs, at=at, window=3)
     assert match is not None
     # A different slot can collide with the same 6 digits (about 6 in 10**6); then the
-    # newest matching slot is reported, which is never older than the real one.
-    assert match.offset >= offset
+    # matching slot nearest the expected step is reported, the earlier one on a tie: never
+    # farther than the real one. (Not "never older": a nearer earlier slot wins over a later
+    # real one, so ``match.offset >= offset`` failed about once in 5,000 runs.)
+    assert (abs(match.offset), match.offset) <= (abs(offset), offset)
     if match.offset != offset:
         assert TOTP(key).generate(at + 30 * match.offset) == theirs
 

@@ -18,6 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from helpers import wrong_code
 from totpcore import TOTP, MemoryStore, MissingDependencyError, Policy, Status, TwoFactor
 from totpcore.testing import FakeClock
 from totpcore.web.flask import (
@@ -166,12 +167,14 @@ def test_api_missing_header(site: Site) -> None:
 def test_api_wrong_header(site: Site) -> None:
     """A wrong code is a 401 with the same answer as a missing one."""
     phone = site.phone("alice")
-    wrong = f"{(int(phone.generate(site.clock.now)) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(phone, site.clock.now)
     response = site.api("alice", wrong)
     assert response.status_code == 401
     assert response.json == site.api("alice", None).json
 
 
+# Known secrets: the earlier step's code must not also be the accepted one's (one in a million).
+@pytest.mark.usefixtures("known_secrets")
 def test_api_replayed_header(site: Site) -> None:
     """Once a later step was accepted, an earlier step's code is refused like a wrong one."""
     phone = site.phone("alice")
@@ -186,7 +189,7 @@ def test_api_replayed_header(site: Site) -> None:
 def test_api_throttled_burst(site: Site) -> None:
     """A burst of wrong codes is answered 429 with Retry-After in whole seconds."""
     phone = site.phone("alice")
-    wrong = f"{(int(phone.generate(site.clock.now)) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(phone, site.clock.now)
     statuses = [site.api("alice", wrong).status_code for _ in range(8)]
     assert statuses[:5] == [401] * 5  # the free failures
     assert 429 in statuses
@@ -207,7 +210,7 @@ def test_api_locked(clock: FakeClock) -> None:
     )
     site = Site(service, clock)
     phone = site.phone("alice")
-    wrong = f"{(int(phone.generate(clock.now)) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(phone, clock.now)
     for _ in range(3):
         assert site.api("alice", wrong).status_code == 401
     locked = site.api("alice", phone.generate(clock.now))
@@ -402,7 +405,8 @@ def test_setup_wrong_code_stays_pending(site: Site) -> None:
     """A wrong setup code re-shows the page with the message (400) and logs nobody in."""
     site.service.enable("bob")
     site.login("bob")
-    response = site.post("/2fa/setup", code="000000")
+    phone = TOTP.from_secret(site.service.begin_setup("bob").secret)
+    response = site.post("/2fa/setup", code=wrong_code(phone, site.clock.now))
     assert response.status_code == 400
     assert "That code is not valid." in text(response)
     assert response.headers["Cache-Control"] == "no-store"
@@ -444,7 +448,7 @@ def test_verify_throttled_page(site: Site) -> None:
     """Form guesses are throttled like API ones: 429 with Retry-After and the message."""
     phone = site.phone("alice")
     site.login("alice")
-    wrong = f"{(int(phone.generate(site.clock.now)) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(phone, site.clock.now)
     statuses = [site.post("/2fa/verify", code=wrong).status_code for _ in range(7)]
     assert statuses[:5] == [400] * 5
     assert statuses[-1] == 429
@@ -454,6 +458,8 @@ def test_verify_throttled_page(site: Site) -> None:
     assert "Too many attempts" in text(response)
 
 
+# Known secrets: the fast phone's code must not be one of the window's by chance.
+@pytest.mark.usefixtures("known_secrets")
 def test_troubleshooting_shows_time_and_resyncs(site: Site) -> None:
     """The page explains automatic time and shows the server time; two codes resync a phone."""
     phone = site.phone("alice")
@@ -532,7 +538,8 @@ def test_recovery_codes_page_needs_a_fresh_code(site: Site) -> None:
     page = site.client.get("/2fa/recovery-codes")
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
-    assert site.post("/2fa/recovery-codes", code="000000").status_code == 400
+    wrong = wrong_code(phone, site.clock.now)
+    assert site.post("/2fa/recovery-codes", code=wrong).status_code == 400
     site.next_step()
     response = site.post("/2fa/recovery-codes", code=phone.generate(site.clock.now))
     codes = re.findall(r"<li>([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})</li>", text(response))

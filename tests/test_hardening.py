@@ -52,11 +52,18 @@ def enrolled(
     return service, phone, clock
 
 
-def guesses(phone: TOTP, seed: int = 7) -> Any:
-    """An endless stream of well-formed codes that are never the phone's (near any time)."""
+def guesses(phone: TOTP, clock: FakeClock, seed: int = 7) -> Any:
+    """An endless stream of well-formed codes, each wrong for every step within ±3 of the clock.
+
+    Checked against the clock's time when each code is drawn, so draw it just before use: an
+    unchecked random guess is right for one of the window's three steps about once in 300,000,
+    and would then be accepted instead of counted.
+    """
     rng = random.Random(seed)
     while True:
-        yield f"{rng.randrange(10**6):06d}"
+        code = f"{rng.randrange(10**6):06d}"
+        if is_wrong(phone, code, clock.now):
+            yield code
 
 
 def is_wrong(phone: TOTP, code: str, at: float) -> bool:
@@ -76,7 +83,7 @@ def test_guesses_between_api_requests_stay_within_the_budget(make_service: MakeS
     model documents.
     """
     service, phone, clock = enrolled(make_service)
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     evaluated = 0
     reasons: set[Reason] = set()
     end = clock.now + DAY
@@ -106,7 +113,7 @@ def test_sniffed_header_cannot_reset_the_throttle(make_service: MakeService) -> 
     clock.advance(30)
     sniffed = phone.generate(clock.now)
     assert service.verify_request("alice", sniffed)  # the victim's own request
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     evaluated = 0
     for _ in range(600):  # one round every 0.1 s for the minute the code stays valid
         clock.advance(0.1)
@@ -125,7 +132,7 @@ def test_daily_logins_do_not_refill_the_budget(make_service: MakeService) -> Non
     """
     policy = Policy(base_delay=0.001, max_delay=0.001, recovery_iterations=1_000)
     service, phone, clock = enrolled(make_service, policy)
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     times: list[float] = []
     for _ in range(3):  # three days
         clock.advance(30)
@@ -152,7 +159,7 @@ def test_budget_across_two_policies_on_one_store(make_service: MakeService) -> N
     lax = Policy(lockout_failures=100, free_failures=100, recovery_iterations=1_000)
     app, phone, clock = enrolled(make_service, strict)
     gateway = make_service(issuer="X", policy=lax, clock=clock)
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     for _ in range(20):
         clock.advance(1)
         assert app.verify("alice", next(stream)).reason is Reason.INVALID
@@ -172,7 +179,7 @@ def test_lax_service_guesses_count_for_the_strict_one(make_service: MakeService)
     lax = Policy(lockout_failures=100, free_failures=100, recovery_iterations=1_000)
     app, phone, clock = enrolled(make_service, strict)
     gateway = make_service(issuer="X", policy=lax, clock=clock)
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     for _ in range(30):  # the victim logs in through the app between the gateway guesses
         clock.advance(30)
         app.verify("alice", phone.generate(clock.now))
@@ -187,7 +194,7 @@ def test_reset_refills_the_budget_and_resync_does_not(make_service: MakeService)
     )
     service, phone, clock = enrolled(make_service, policy)
     recovery = service.new_recovery_codes("alice")
-    stream = guesses(phone)
+    stream = guesses(phone, clock)
     for _ in range(5):
         clock.advance(1)
         service.verify("alice", next(stream))
@@ -202,6 +209,7 @@ def test_reset_refills_the_budget_and_resync_does_not(make_service: MakeService)
     service.reset("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
     assert service.complete_setup("alice", phone.generate(clock.now))
+    stream = guesses(phone, clock)  # wrong for the new secret, not only for the old one
     for _ in range(10):
         clock.advance(1)
         assert service.verify("alice", next(stream)).reason is Reason.INVALID
@@ -215,7 +223,7 @@ def test_budget_holds_against_threads_and_the_victim(make_service: MakeService) 
     stop = threading.Event()
 
     def attacker(index: int) -> None:
-        stream = guesses(phone, seed=index)
+        stream = guesses(phone, clock, seed=index)
         for _ in range(60):
             if service.verify_request("alice", next(stream)).reason is Reason.INVALID:
                 counts[index] += 1
@@ -302,6 +310,9 @@ def test_budget_holds_across_processes(tmp_path: Path) -> None:
 # --- the replay mark -----------------------------------------------------------------------
 
 
+# Known secrets: old logged codes are sent again, and a random secret may give one of them the
+# code of the next, unused step (about one run in 100,000).
+@pytest.mark.usefixtures("known_secrets")
 def test_resync_with_codes_from_the_logs_reopens_nothing(
     store: Store, make_service: MakeService
 ) -> None:
@@ -331,6 +342,8 @@ def test_resync_with_codes_from_the_logs_reopens_nothing(
     assert service.verify("alice", phone.generate(clock.now))  # the real phone still works
 
 
+# Known secrets: the next step's code must not equal the marked one's (one in a million).
+@pytest.mark.usefixtures("known_secrets")
 def test_resync_pair_starting_at_the_mark_is_refused(make_service: MakeService) -> None:
     """A pair whose first step is the last accepted one is a replay (an off-by-one 0.1.0 had)."""
     service, phone, clock = enrolled(make_service)
@@ -376,6 +389,8 @@ def test_nearest_step_wins_in_the_service(make_service: MakeService) -> None:
 # --- per-user parameters -------------------------------------------------------------------
 
 
+# Known secrets: bob's next-step code must not equal his setup step's (one in 10**8).
+@pytest.mark.usefixtures("known_secrets")
 def test_policy_changes_apply_to_new_enrolments_only(make_service: MakeService) -> None:
     """Switching to 8 digits, SHA256 and 60 s keeps enrolled users working (0.1.0 broke them)."""
     old_service, phone, clock = enrolled(make_service)

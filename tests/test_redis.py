@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import pytest
 
+from helpers import wrong_code
 from redis_server import (  # noqa: F401 - the fixture is used by name
     RedisServer,
     free_port,
@@ -290,7 +291,8 @@ def test_service_throttle_and_lock(make_redis_service: Callable[..., TwoFactor])
     service = make_redis_service(policy=policy, clock=clock)
     phone = _enrol(service, clock)
     clock.advance(30)
-    wrong = _wrong_code(phone, clock.now)
+    # Wrong at each of the three readings it is sent at, an hour apart.
+    wrong = wrong_code(phone, clock.now, clock.now + 3600, clock.now + 7200)
     reasons = [service.verify("alice", wrong).reason for _ in range(2)]
     assert reasons == [Reason.INVALID, Reason.INVALID]
     throttled = service.verify("alice", phone.generate(clock.now))
@@ -498,7 +500,6 @@ def test_server_killed_mid_loop_and_restarted() -> None:
         accepted: Counter[float] = Counter()
         failed_at: list[float] = []
         killer = threading.Timer(0.15, server.kill)
-        killer.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             clock.advance(30)
@@ -509,9 +510,14 @@ def test_server_killed_mid_loop_and_restarted() -> None:
                 break
             assert verdict, verdict
             accepted[clock.now] += 1
+            if len(accepted) == 6:
+                # Armed once the loop has run, not when it starts: on a slow machine (an fsync
+                # per write) 0.15 s might not see six verifications. The kill still lands at an
+                # arbitrary point of the loop, 0.15 s later.
+                killer.start()
+        assert len(accepted) > 5, "the loop did not run before the kill"
         killer.join()
         assert failed_at, "the server was never seen down"
-        assert len(accepted) > 5, "the loop did not run before the kill"
         for _ in range(5):  # the outage: errors, never an acceptance
             clock.advance(30)
             with pytest.raises(StoreError):

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import SHELLS, MakeService, ServiceFactory, StoreMaker
+from helpers import SHELLS, MakeService, ServiceFactory, StoreMaker, wrong_code
 from totpcore import (
     TOTP,
     AESGCMCipher,
@@ -119,7 +119,7 @@ def test_complete_setup_rules(service: TwoFactor, clock: FakeClock) -> None:
     service.enable("alice")
     phone = TOTP.from_secret(service.begin_setup("alice").secret)
     assert service.complete_setup("alice", "abc").reason is Reason.MALFORMED
-    wrong = f"{(int(phone.generate(clock.now)) + 1) % 10**6:06d}"
+    wrong = wrong_code(phone, clock.now)
     assert service.complete_setup("alice", wrong).reason is Reason.INVALID
     assert service.status("alice") is Status.SETUP_PENDING
     code = phone.generate(clock.now)
@@ -156,6 +156,7 @@ def test_verify_before_setup_and_when_disabled(service: TwoFactor, clock: FakeCl
     assert stored.failures == 0  # a pending user's login is not charged
 
 
+@pytest.mark.usefixtures("known_secrets")  # the old phone's codes, checked under the new secret
 def test_reset_kills_the_old_secret(service: TwoFactor, clock: FakeClock) -> None:
     """After reset the old phone's codes fail, setup is required, recovery codes are gone."""
     phone = enrol(service, clock)
@@ -196,7 +197,7 @@ def test_login_accepts_each_step_once(service: TwoFactor, clock: FakeClock) -> N
     assert not replay
     assert replay.reason is Reason.REPLAYED
     assert (
-        replay.message == service.verify("alice", "000000").message
+        replay.message == service.verify("alice", wrong_code(phone, clock.now)).message
     )  # attacker sees no difference
 
 
@@ -209,6 +210,7 @@ def test_login_refuses_an_older_step_after_a_newer_one(
     assert service.verify("alice", phone.generate(clock.now - 30)).reason is Reason.REPLAYED
 
 
+@pytest.mark.usefixtures("known_secrets")  # a code must not be another window step's by chance
 def test_api_header_mode_repeats_the_last_step_only(service: TwoFactor, clock: FakeClock) -> None:
     """verify_request accepts the last accepted step again while in the window, never older."""
     phone = enrol(service, clock)
@@ -231,6 +233,7 @@ def test_login_never_repeats_even_after_api_use(service: TwoFactor, clock: FakeC
     assert service.verify("alice", code).reason is Reason.REPLAYED
 
 
+@pytest.mark.usefixtures("known_secrets")  # the code two steps on must not be a window step's
 def test_window_and_malformed_codes(service: TwoFactor, clock: FakeClock) -> None:
     """Codes two steps away fail; grouped codes pass; malformed codes are not charged."""
     phone = enrol(service, clock)
@@ -244,6 +247,7 @@ def test_window_and_malformed_codes(service: TwoFactor, clock: FakeClock) -> Non
     assert stored.failures == 0
 
 
+@pytest.mark.usefixtures("known_secrets")  # a nearer step sharing the code would change the drift
 def test_drift_is_learned_and_centres_the_window(service: TwoFactor, clock: FakeClock) -> None:
     """A phone losing 30 s per minute is followed step by step, then accepted 4 steps behind."""
     phone = enrol(service, clock)
@@ -272,6 +276,7 @@ def test_drift_learning_can_be_turned_off(make_service: MakeService, clock: Fake
     assert verdict.drift == 0
 
 
+@pytest.mark.usefixtures("known_secrets")  # the fast code must not be a window step's by chance
 def test_resync_a_phone_two_hours_fast(service: TwoFactor, clock: FakeClock) -> None:
     """Two consecutive codes from a phone 2 h fast resynchronise it; the pair is then used."""
     phone = enrol(service, clock)
@@ -341,12 +346,6 @@ def test_resync_refuses_codes_that_are_not_consecutive(
 # --- throttling ----------------------------------------------------------------------------
 
 
-def wrong_code(phone: TOTP, at: float) -> str:
-    """A well-formed code no step near ``at`` produces."""
-    near = {phone.generate(at + 30 * d) for d in range(-3, 4)}
-    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
-
-
 def test_throttle_after_five_free_failures(service: TwoFactor, clock: FakeClock) -> None:
     """Five wrong codes are free; then the right code is THROTTLED for 1 s, 2 s, 4 s ..."""
     phone = enrol(service, clock)
@@ -399,7 +398,9 @@ def test_throttled_codes_are_not_evaluated(
 def test_lock_after_100_failures_needs_an_admin(service: TwoFactor, clock: FakeClock) -> None:
     """The 100th consecutive failure locks the user until an admin unlocks them."""
     phone = enrol(service, clock)
-    bad = wrong_code(phone, clock.now)
+    # Wrong at every one of the 100 readings, not only the first: each reading's window has
+    # three codes of its own.
+    bad = wrong_code(phone, *(clock.now + FAST.max_delay * n for n in range(100)))
     for _ in range(100):
         verdict = service.verify("alice", bad)
         assert verdict.reason is Reason.INVALID
