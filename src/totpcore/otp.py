@@ -386,7 +386,8 @@ class TOTP:
         Returns:
             A :class:`Match`, or ``None`` when no step in the window produces ``code``. If
             several steps produce it, the one nearest the step containing ``at``; of two
-            equally near ones, the earlier.
+            equally near ones, the earlier. Matches are immutable, and an equal one returned
+            earlier may be returned again: compare them with ``==``, not ``is``.
 
         Raises:
             InvalidTimeError: ``at`` is not a usable time (see :meth:`counter_at`).
