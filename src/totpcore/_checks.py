@@ -36,10 +36,17 @@ MAX_PERIOD = 2**32 - 1
 
 
 def check_int(value: object, name: str) -> int:
-    """Return ``value`` if it is an ``int`` (and not a ``bool``), else raise TypeError."""
+    """Return ``value`` as a plain ``int`` if it is one (not a ``bool``), else raise TypeError.
+
+    An ``int`` subclass is replaced by the plain number it holds: its own arithmetic,
+    comparisons or hashing (``int.__index__`` ignores every override) must not follow the
+    value into the engine, where results are compared and shared between callers.
+    """
+    if type(value) is int:
+        return value
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
+    return int.__index__(value)
 
 
 def check_range(value: object, name: str, low: int, high: int) -> int:

@@ -209,9 +209,11 @@ class Keyed:
             plain int: the service needs only the counter, and building a :class:`Match`
             (which callers like :meth:`totpcore.TOTP.verify` do) costs a tenth of a verify.
         """
-        if past == 1 == future and 0 < counter < MAX_COUNTER:
+        if past == 1 == future and type(counter) is int and 0 < counter < MAX_COUNTER:
             # The usual ±1 away from both ends of the counter range: three counters as a
             # tuple, where building and running a range() costs a twentieth of a verify.
+            # Only for a plain int: range() turns anything else into plain ints (or
+            # refuses it), and the matched counter returned must be one.
             candidates: tuple[int, ...] | range = (counter - 1, counter, counter + 1)
         else:
             first = counter - past if counter > past else 0

@@ -542,12 +542,15 @@ def _unix_seconds(at: object) -> int:
     """Return ``at`` as whole Unix seconds, rounding down; refuse times that are not usable."""
     if isinstance(at, bool):
         raise TypeError("time must be Unix seconds or a datetime, not bool")
+    # Subclasses of int and float become the plain number they hold (int.__index__ and
+    # float.__float__ ignore overrides), so that no caller's own arithmetic or comparisons
+    # reach the step computed from them, or the matches shared between callers.
     if isinstance(at, int):
-        seconds = at
+        seconds = at if type(at) is int else int.__index__(at)
     elif isinstance(at, float):
         if not math.isfinite(at):
             raise InvalidTimeError("time must be a finite number of seconds")
-        seconds = math.floor(at)
+        seconds = math.floor(at if type(at) is float else float.__float__(at))
     elif _is_datetime(at):
         seconds = _datetime_seconds(at)  # type: ignore[arg-type]
     else:
@@ -574,8 +577,9 @@ def _datetime_seconds(at: datetime) -> int:
 
     if at.utcoffset() is None:
         raise InvalidTimeError("datetime must be timezone-aware; naive times are ambiguous")
-    # Exact integer arithmetic on the timedelta: no float rounding, no local time.
-    return (at - moment(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+    # Exact integer arithmetic on the timedelta: no float rounding, no local time. A subclass
+    # overriding the arithmetic must still yield a plain int (int.__index__ raises otherwise).
+    return int.__index__((at - moment(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1))
 
 
 def _window(window: object) -> tuple[int, int]:

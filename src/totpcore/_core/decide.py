@@ -179,7 +179,14 @@ class Core:
         if type(now) is not float:  # the usual case (time.time) skips the type checks
             if not isinstance(now, int) or isinstance(now, bool):
                 raise TypeError("clock must return Unix seconds as int or float")
-            now = float(now)
+            # The plain number (an int subclass's overrides ignored), range-checked before
+            # float() so that a huge one is an invalid time, not an OverflowError.
+            seconds = int.__index__(now)
+            if not 0 <= seconds < _LATEST_TIME:
+                raise InvalidTimeError(
+                    "clock returned a time that is negative, not finite, or past the year 36,000"
+                )
+            now = float(seconds)
         if not 0 <= now < _LATEST_TIME:  # also false for NaN and infinity
             raise InvalidTimeError(
                 "clock returned a time that is negative, not finite, or past the year 36,000"
