@@ -706,3 +706,45 @@ def test_int_subclass_options_are_stored_as_plain_ints() -> None:
     found = otp.verify(otp.generate(START), at=START)
     assert found is not None
     assert type(found.counter) is int
+
+
+class FloorZero(float):
+    """A float subclass whose own rounding claims every time is the epoch."""
+
+    def __floor__(self) -> int:
+        return 0
+
+
+def test_float_subclass_time_is_read_as_its_plain_value() -> None:
+    """Attack: a float subclass's own ``__floor__`` would pick the step.
+
+    ``at`` is rounded down as the plain float it holds, so the step is the real one.
+    """
+    otp = TOTP(KEY)
+    found = otp.verify(otp.generate(START), at=FloorZero(START + 0.5))
+    assert found == Match(START // 30, 0)
+    assert otp.counter_at(FloorZero(START + 0.5)) == START // 30
+
+
+def test_an_int_clock_at_the_service_limit_is_an_invalid_time() -> None:
+    """A clock answering exactly 2**40 (as an int) is past the service's last usable time."""
+    service, clock = enrolled()
+    clock.now = 2**40
+    with pytest.raises(InvalidTimeError):
+        service.verify("alice", "123456")
+    clock.now = 2**40 - 1
+    assert service.verify("alice", "123456").reason in {Reason.INVALID, Reason.ACCEPTED}
+
+
+def test_an_int_clock_reading_checks_a_six_digit_code_as_six_digits() -> None:
+    """A clock answering ints (not the inline float path) still reads a code at its length.
+
+    The checked path builds the same check as the inline one: the user's own code is
+    accepted, a wrong one refused.
+    """
+    service, clock = enrolled()
+    phone = TOTP(KEY)
+    clock.now = START + 30
+    assert service.verify("alice", phone.generate(START + 30)).reason is Reason.ACCEPTED
+    clock.now = START + 60
+    assert service.verify("alice", WRONG).reason is Reason.INVALID

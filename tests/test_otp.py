@@ -27,6 +27,7 @@ from totpcore import (
     Match,
     encode_secret,
     hotp,
+    parse_uri,
 )
 from totpcore._checks import HASHES
 from totpcore._engine import RECENT_LIMIT, RECENT_MATCHES, Keyed, code_value
@@ -886,3 +887,109 @@ def test_hashes_are_hashlibs_own() -> None:
     for name, new_hash in HASHES.items():
         assert new_hash is getattr(hashlib, name.lower())
         assert new_hash(b"abc").digest() == hashlib.new(name.lower(), b"abc").digest()
+
+
+# --- edges found by mutation testing -------------------------------------------------------
+
+#: A key whose codes at counters 0 and 8 are the same (287676), with no repeat between: a
+#: match at counter 0 must still lose to a nearer later one, and win against a farther one.
+ZERO_REPEAT_KEY = bytes.fromhex("30dd03") + bytes(17)
+
+
+def test_a_match_at_step_zero_follows_the_nearest_rule() -> None:
+    """A match at step 0 (a counter equal to 0, not "no match") is weighed like any other.
+
+    The sentinel for "no match yet" is -1, so a scan that treated a match at 0 as none would
+    let the farther step 8 replace it; found with a fixed key whose steps 0 and 8 share a code.
+    """
+    otp = TOTP(ZERO_REPEAT_KEY, period=1)
+    keyed = Keyed(ZERO_REPEAT_KEY, digits=6, algorithm="SHA1")
+    assert otp.generate(0) == otp.generate(8) == "287676"
+    for step in range(9):
+        expected = Match(0, -step) if step <= 4 else Match(8, 8 - step)  # a tie (4) goes early
+        assert otp.verify("287676", at=step, window=(MAX_WINDOW, MAX_WINDOW)) == expected
+        assert keyed.around(287676, step, MAX_WINDOW, MAX_WINDOW) == expected.counter
+
+
+def test_a_block_sized_key_is_used_as_it_is() -> None:
+    """A key of exactly the hash block (64 bytes for SHA1) is padded, not hashed (RFC 2104 §2).
+
+    Only keys longer than the block are hashed first; the result is checked against hmac.
+    """
+    for size in (63, 64, 65):
+        key = bytes(range(size))
+        assert HOTP(key).generate(7) == reference_hotp(key, 7), size
+
+
+def test_option_errors_name_the_option() -> None:
+    """A non-int window side or look-ahead is refused with a message naming it."""
+    otp = TOTP(RFC4226_KEY)
+    for window in ("1", (1, "1"), ("1", 1)):
+        with pytest.raises(TypeError, match=r"^window must be an int"):
+            otp.verify("123456", at=0, window=window)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^look_ahead must be an int"):
+        HOTP(RFC4226_KEY).verify("123456", 0, look_ahead="1")  # type: ignore[arg-type]
+
+
+def test_hotp_looks_ahead_only_when_asked() -> None:
+    """By default HOTP accepts the expected counter only: the next counter's code is refused."""
+    otp = HOTP(RFC4226_KEY)
+    assert otp.verify(otp.generate(11), 10) is None
+    assert otp.verify(otp.generate(11), 10, look_ahead=1) == Match(11, 1)
+
+
+#: An 80-bit secret, under RFC 4226's 128-bit minimum (legacy apps still issue them).
+SHORT_SECRET = encode_secret(bytes(range(10)))
+
+
+def test_short_keys_are_refused_by_default_everywhere() -> None:
+    """Every way to build an HOTP or TOTP refuses an 80-bit key unless told to accept it."""
+    short = bytes(range(10))
+    uri = f"otpauth://hotp/X:a?secret={SHORT_SECRET}&issuer=X&counter=0"
+    for build in (
+        lambda **options: HOTP(short, **options),
+        lambda **options: TOTP(short, **options),
+        lambda **options: HOTP.from_secret(SHORT_SECRET, **options),
+        lambda **options: TOTP.from_secret(SHORT_SECRET, **options),
+        lambda **options: HOTP.from_uri(uri, **options),
+        lambda **options: TOTP.from_uri(uri.replace("hotp", "totp"), **options),
+    ):
+        with pytest.raises(InvalidSecretError):
+            build()
+        assert build(enforce_key_length=False).key == short
+
+
+def test_from_secret_keeps_every_option() -> None:
+    """from_secret passes digits, algorithm, period and t0 through, with the usual defaults."""
+    secret = encode_secret(RFC4226_KEY)
+    assert (HOTP.from_secret(secret).digits, HOTP.from_secret(secret).algorithm) == (6, "SHA1")
+    counter = HOTP.from_secret(secret, digits=8, algorithm="SHA256")
+    assert (counter.digits, counter.algorithm) == (8, "SHA256")
+    assert counter.generate(3) == reference_hotp(RFC4226_KEY, 3, 8, "sha256")
+    timed = TOTP.from_secret(secret, digits=7, algorithm="SHA512", period=60, t0=100)
+    assert (timed.digits, timed.algorithm, timed.period, timed.t0) == (7, "SHA512", 60, 100)
+    assert timed.generate(100 + 60 * 5) == reference_hotp(RFC4226_KEY, 5, 7, "sha512")
+
+
+def test_hotp_function_honours_digits_and_algorithm() -> None:
+    """hotp() computes with the digits and algorithm it is given (RFC 4226 §5.3, RFC 6238)."""
+    for algorithm in ("SHA1", "SHA256", "SHA512"):
+        for digits in (6, 7, 8):
+            assert hotp(RFC4226_KEY, 9, digits=digits, algorithm=algorithm) == reference_hotp(
+                RFC4226_KEY, 9, digits, algorithm.lower()
+            )
+
+
+def test_uris_carry_issuer_and_algorithm_both_ways() -> None:
+    """uri() writes the issuer and algorithm, and from_uri() reads the algorithm back."""
+    for otp in (HOTP(RFC4226_KEY, algorithm="SHA256"), TOTP(RFC4226_KEY, algorithm="SHA256")):
+        parsed = parse_uri(otp.uri("alice", issuer="Example"))
+        assert (parsed.issuer, parsed.algorithm) == ("Example", "SHA256")
+        assert type(otp).from_uri(otp.uri("alice", issuer="Example")).algorithm == "SHA256"
+
+
+def test_equal_objects_hash_equal_and_different_ones_spread() -> None:
+    """Hashing follows equality, and different keys do not all share one hash value."""
+    for kind in (HOTP, TOTP):
+        assert hash(kind(RFC4226_KEY)) == hash(kind(bytes(RFC4226_KEY)))
+        assert len({hash(kind(bytes([n]) * 20)) for n in range(8)}) > 1
