@@ -993,3 +993,11 @@ def test_equal_objects_hash_equal_and_different_ones_spread() -> None:
     for kind in (HOTP, TOTP):
         assert hash(kind(RFC4226_KEY)) == hash(kind(bytes(RFC4226_KEY)))
         assert len({hash(kind(bytes([n]) * 20)) for n in range(8)}) > 1
+
+
+def test_match_repr_and_hotp_uri_counter() -> None:
+    """A Match shows both fields by name; an HOTP URI starts at counter 0 unless told."""
+    assert repr(Match(5, -1)) == "Match(counter=5, offset=-1)"
+    otp = HOTP(RFC4226_KEY)
+    assert parse_uri(otp.uri("alice")).counter == 0
+    assert parse_uri(otp.uri("alice", counter=7)).counter == 7
